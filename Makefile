@@ -1,0 +1,122 @@
+# The compendium's build graph. `make help` lists the targets.
+#
+#   data/raw/* + datapackage.json --01_data--> data/processed/*
+#   notebooks/NN_*.ipynb (papermill, params section) --> reports/notebooks/*
+#   reports/notebooks/* --> reports/paper.html
+#
+# Every stage lists all it depends on: its notebook, its params section (a
+# stamp rewritten only when that section changes), its input files, the
+# `analysis` package sources and the environment (built from the lock file).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+MAKEFLAGS += --no-builtin-rules
+
+PARAMS ?= params.yaml
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+ENV := $(VENV)/.installed
+KERNEL := kz-civil-society
+UV := $(shell command -v uv 2>/dev/null)
+
+PKG_SRC := $(sort $(wildcard src/analysis/*.py)) pyproject.toml
+RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
+BUILD := .build
+STAMPS := $(BUILD)/params
+# One marker per parameters file in use, so switching PARAMS re-checks the stamps.
+PARAMS_MARK := $(STAMPS)/.from-$(shell printf '%s' "$(abspath $(PARAMS))" | md5sum | cut -c1-10)
+
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+EXECUTED := $(patsubst notebooks/%,reports/notebooks/%,$(NOTEBOOKS))
+PROCESSED := $(addprefix data/processed/,$(notdir $(filter-out %/datapackage.json,$(RAW)))) \
+             data/processed/sources.csv data/processed/manifest.json
+
+.DEFAULT_GOAL := report
+
+## help: list the targets
+.PHONY: help
+help:
+	@grep -hE '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  make /' -e 's/: /\t/' | expand -t 26
+
+## env: build .venv from requirements.lock and register the project kernel
+.PHONY: env
+env: $(ENV)
+$(ENV): requirements.lock pyproject.toml
+	@echo "[env] building $(VENV) from requirements.lock"
+	@test -x $(PY) || $(if $(UV),$(UV) venv --quiet --python $(PYTHON) $(VENV),$(PYTHON) -m venv $(VENV))
+ifneq ($(UV),)
+	$(UV) pip sync --quiet --python $(PY) --compile-bytecode --require-hashes requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation --compile-bytecode -e .
+else
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+endif
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
+	@touch $@
+
+# ---- parameters: one stamp per section, rewritten only when it changes
+$(PARAMS_MARK): $(PARAMS) src/analysis/params.py $(ENV)
+	@mkdir -p $(STAMPS)
+	@rm -f $(STAMPS)/.from-*
+	@$(PY) -m analysis.params $(PARAMS) --stamps $(STAMPS)
+	@touch $@
+$(STAMPS)/%.json: $(PARAMS_MARK) ;
+
+# ---- stages
+# papermill through the runner; the section stamp named by the notebook
+reports/notebooks/%.ipynb: notebooks/%.ipynb $(PKG_SRC) $(ENV)
+	@$(PY) -m analysis.run $< --params $(PARAMS) --out $@
+
+# 01_data: validates data/raw, writes data/processed (only files whose content changes)
+reports/notebooks/01_data.ipynb: $(STAMPS)/data.json $(RAW)
+$(PROCESSED): reports/notebooks/01_data.ipynb ;
+
+## data: validate the raw data package and write data/processed/
+.PHONY: data
+data: reports/notebooks/01_data.ipynb
+
+## analyses: execute every notebook (reports/notebooks/)
+.PHONY: analyses
+analyses: $(EXECUTED)
+
+## report: build reports/paper.html (sets up the environment if needed)
+.PHONY: report
+report: reports/paper.html
+reports/paper.html: $(EXECUTED) $(PKG_SRC) $(ENV)
+	@$(PY) -m analysis.report $(EXECUTED) --out $@
+
+## test: unit, data-validation and notebook tests (pytest)
+.PHONY: test
+test: $(ENV)
+	$(PY) -m pytest
+
+## lint: ruff on the package, tests and tools
+.PHONY: lint
+lint: $(ENV)
+	$(VENV)/bin/ruff check src tests tools
+
+## lab: open JupyterLab on the project kernel
+.PHONY: lab
+lab: $(ENV) $(PROCESSED)
+	$(VENV)/bin/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/notebooks
+
+## checksums: deliberately record new sha256 sums after editing data/raw/
+.PHONY: checksums
+checksums: $(ENV)
+	$(PY) -m analysis.data --update-checksums
+
+## lock: recompile requirements.lock from the pins in environment.yml (needs uv)
+.PHONY: lock
+lock: $(ENV)
+	$(PY) tools/lock.py
+
+## clean: remove generated outputs (keeps .venv; `make distclean` removes it too)
+.PHONY: clean distclean
+clean:
+	rm -rf $(BUILD) reports/notebooks reports/figures reports/results reports/paper.html
+	find data/processed -type f ! -name .gitkeep -delete
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,332 @@
+"""Load and validate the raw data package.
+
+`data/raw/datapackage.json` (a Frictionless Data Package) is the single
+description of every raw table: fields, types, units, constraints, primary and
+foreign keys, sha256 of each file, and the `sources` every source id must
+resolve to. This module turns each table's description into a pandera schema,
+verifies the file's checksum, validates it, and returns a typed frame.
+
+Any problem stops with one `DataValidationError` naming the file, the row, the
+column and the rule broken, e.g.::
+
+    data/raw/population.csv, row 3 (line 4), column 'population': value '-5'
+    breaks rule 'minimum 1000000'
+
+Usage::
+
+    from analysis import data
+    counts = data.load("ngo_counts")          # typed, validated DataFrame
+    tables = data.load_all()                  # every resource, in package order
+    data.citation("ngo_S01")                  # full citation of one source
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis import paths
+
+# pandera is imported lazily (inside schema building): loading is the only
+# place that needs it, and it costs ~0.5 s of import time.
+
+_DTYPES = {"integer": "Int64", "number": "float64", "string": "string", "boolean": "boolean"}
+
+
+class DataValidationError(ValueError):
+    """Bad raw input. The message names file, row, column and rule."""
+
+    def __init__(self, file: str, rule: str, row: int | None = None,
+                 column: str | None = None, value: Any = None, more: int = 0):
+        self.file, self.rule, self.row, self.column, self.value = file, rule, row, column, value
+        where = [file]
+        if row is not None:
+            where.append(f"row {row} (line {row + 1})")
+        if column is not None:
+            where.append(f"column '{column}'")
+        if value is None:
+            what = f"breaks rule '{rule}'"
+        elif pd.isna(value):
+            what = f"empty value breaks rule '{rule}'"
+        else:
+            value = value.item() if hasattr(value, "item") else value
+            what = f"value '{value}' breaks rule '{rule}'"
+        msg = ", ".join(where) + ": " + what
+        if more:
+            msg += f" (and {more} more problem{'s' if more > 1 else ''} in this file)"
+        super().__init__(msg)
+
+
+# ------------------------------------------------------------------ package
+@cache
+def _package_cached(path: str, mtime_ns: int) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataValidationError(paths.rel(Path(path)), f"valid JSON ({e.msg})",
+                                  row=e.lineno) from None
+
+
+def package(path: Path = paths.DATAPACKAGE) -> dict:
+    """The parsed datapackage.json (cached while the file is unchanged)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError(paths.rel(path), "datapackage.json exists")
+    return _package_cached(str(path), path.stat().st_mtime_ns)
+
+
+def resource(name: str, pkg: dict | None = None) -> dict:
+    pkg = pkg or package()
+    for res in pkg["resources"]:
+        if res["name"] == name:
+            return res
+    known = ", ".join(r["name"] for r in pkg["resources"])
+    raise KeyError(f"no resource {name!r} in datapackage.json (known: {known})")
+
+
+def source_ids(pkg: dict | None = None) -> set[str]:
+    return {s["id"] for s in (pkg or package())["sources"]}
+
+
+def citation(source_id: str, pkg: dict | None = None) -> dict:
+    """The full citation entry of one source id."""
+    for s in (pkg or package())["sources"]:
+        if s["id"] == source_id:
+            return s
+    raise KeyError(f"unknown source id {source_id!r}")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def verify_checksum(res: dict, base: Path) -> Path:
+    path = base / res["path"]
+    name = paths.rel(path)
+    if not path.exists():
+        raise DataValidationError(name, "file listed in datapackage.json exists")
+    expected = res.get("hash", "").removeprefix("sha256:")
+    got = sha256(path)
+    if got != expected:
+        raise DataValidationError(
+            name, f"sha256 matches datapackage.json (expected {expected[:12]}…, got {got[:12]}…);"
+            " raw data is immutable: if the change is deliberate, run `make checksums`")
+    return path
+
+
+# ------------------------------------------------------------------ schema
+def _rule_text(check: str) -> str:
+    """Turn pandera's check names into the rule as stated in datapackage.json."""
+    import re
+
+    m = re.fullmatch(r"coerce_dtype\('(.+)'\)|dtype\('(.+)'\)", check)
+    if m:
+        inv = {v: k for k, v in _DTYPES.items()}
+        return f"type {inv.get(m.group(1) or m.group(2), m.group(1) or m.group(2))}"
+    return {
+        "multiple_fields_uniqueness": "primary key is unique",
+        "field_uniqueness": "unique",
+        "not_nullable": "required (no empty value)",
+        "column_in_dataframe": "column present",
+        "column_in_schema": "no column outside the schema",
+        "column_ordered": "columns in schema order",
+    }.get(check, check)
+
+
+def _checks(field: dict, refs: dict[str, set[str]]) -> list:
+    import pandera.pandas as pa
+
+    c = field.get("constraints", {})
+    out = []
+    if "minimum" in c:
+        out.append(pa.Check.ge(c["minimum"], error=f"minimum {c['minimum']}"))
+    if "maximum" in c:
+        out.append(pa.Check.le(c["maximum"], error=f"maximum {c['maximum']}"))
+    if "enum" in c:
+        out.append(pa.Check.isin(c["enum"], error=f"one of {c['enum']}"))
+    if "pattern" in c:
+        out.append(pa.Check.str_matches(c["pattern"], error=f"matches {c['pattern']}"))
+    kind = field.get("sourceRef")
+    if kind:
+        ids = refs["__sources__"]
+        if kind == "list":
+            fn: Callable = lambda s: s.map(lambda v: all(p in ids for p in v.split(";")))  # noqa: E731
+        else:
+            fn = lambda s: s.isin(ids)  # noqa: E731
+        out.append(pa.Check(fn, element_wise=False,
+                            error="source id resolves to an entry of datapackage.json sources"))
+    for key in (f"fk:{field['name']}",):
+        if key in refs:
+            allowed = refs[key]
+            out.append(pa.Check.isin(sorted(allowed), error=f"foreign key: {refs[key + ':rule']}"))
+    return out
+
+
+def schema(res: dict, refs: dict) -> Any:
+    """Build the pandera DataFrameSchema of one resource from its Table Schema."""
+    import pandera.pandas as pa
+
+    sch = res["schema"]
+    cols = {}
+    for field in sch["fields"]:
+        c = field.get("constraints", {})
+        cols[field["name"]] = pa.Column(
+            _DTYPES[field["type"]], checks=_checks(field, refs), coerce=True,
+            nullable=not c.get("required", False), unique=c.get("unique", False),
+            description=field.get("description"), title=field.get("unit"))
+    pk = sch.get("primaryKey") or None
+    return pa.DataFrameSchema(cols, unique=pk, strict=True, ordered=True,
+                              report_duplicates="exclude_first", name=res["name"])
+
+
+# ------------------------------------------------------------------ loading
+def _read_csv(path: Path, res: dict) -> pd.DataFrame:
+    name = paths.rel(path)
+    if path.stat().st_size == 0:
+        raise DataValidationError(name, "file is not empty (needs a header and rows)")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                         encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(name, "file is not empty (needs a header and rows)") from None
+    except pd.errors.ParserError as e:
+        raise DataValidationError(name, f"well-formed CSV ({e})") from None
+    except UnicodeDecodeError as e:
+        raise DataValidationError(name, f"UTF-8 encoding ({e.reason})") from None
+    if df.empty:
+        raise DataValidationError(name, "has at least one data row")
+    for field in res["schema"]["fields"]:
+        if field["type"] == "boolean" and field["name"] in df:
+            df[field["name"]] = df[field["name"]].map(
+                lambda v: {"true": True, "false": False}.get(v, v), na_action="ignore")
+    return df
+
+
+def _first_failure(name: str, err: Any) -> DataValidationError:
+    """One message from pandera's failure cases: the earliest row, then column order."""
+    fc = err.failure_cases.copy()
+    structural = fc[fc["index"].isna() & fc["check"].isin(
+        ["column_in_dataframe", "column_in_schema", "column_ordered"])]
+    if not structural.empty:
+        r = structural.iloc[0]
+        col = r["failure_case"]
+        rule = _rule_text(r["check"])
+        return DataValidationError(name, rule, column=str(col), more=len(fc) - 1)
+    rows = fc[fc["index"].notna()].copy()
+    if rows.empty:  # a failure without row (should not happen): report it plainly
+        r = fc.iloc[0]
+        return DataValidationError(name, _rule_text(str(r["check"])), column=r["column"])
+    # type errors first: they explain later check errors on the same cell
+    rows["prio"] = ~rows["check"].astype(str).str.startswith(("coerce_dtype", "dtype"))
+    rows = rows.sort_values(["index", "prio"], kind="stable")
+    r = rows.iloc[0]
+    # distinct problems: one per (row, column)
+    more = len(rows.drop_duplicates(["index", "column"])) - 1
+    column = r["column"] if isinstance(r["column"], str) else None
+    if r["check"] == "multiple_fields_uniqueness":
+        column = "+".join(err.schema.unique) if getattr(err, "schema", None) else column
+    return DataValidationError(name, _rule_text(str(r["check"])), row=int(r["index"]) + 1,
+                               column=column, value=r["failure_case"], more=more)
+
+
+def load(name: str, base: Path | None = None, pkg: dict | None = None,
+         _loaded: dict | None = None) -> pd.DataFrame:
+    """Load one raw table: checksum, schema validation, typed frame.
+
+    `base` is the folder holding datapackage.json and the CSVs (default data/raw).
+    """
+    import pandera.pandas as pa
+
+    base = Path(base) if base else paths.RAW
+    pkg = pkg or package(base / "datapackage.json")
+    _loaded = {} if _loaded is None else _loaded
+    res = resource(name, pkg)
+    path = verify_checksum(res, base)
+    refs: dict[str, Any] = {"__sources__": source_ids(pkg)}
+    for fk in res["schema"].get("foreignKeys", []):
+        ref = fk["reference"]
+        if ref["resource"] not in _loaded:
+            _loaded[ref["resource"]] = load(ref["resource"], base, pkg, _loaded)
+        refs[f"fk:{fk['fields']}"] = set(_loaded[ref["resource"]][ref["fields"]].dropna())
+        refs[f"fk:{fk['fields']}:rule"] = f"value present in {ref['resource']}.{ref['fields']}"
+    df = _read_csv(path, res)
+    try:
+        out = schema(res, refs).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as e:
+        raise _first_failure(paths.rel(path), e) from None
+    return out.reset_index(drop=True)
+
+
+def load_all(base: Path | None = None) -> dict[str, pd.DataFrame]:
+    """Every resource of the package, validated, in package order."""
+    base = Path(base) if base else paths.RAW
+    pkg = package(base / "datapackage.json")
+    loaded: dict[str, pd.DataFrame] = {}
+    for res in pkg["resources"]:
+        if res["name"] not in loaded:
+            loaded[res["name"]] = load(res["name"], base, pkg, loaded)
+    unused = source_ids(pkg) - _used_source_ids(pkg, loaded)
+    if unused:
+        raise DataValidationError(paths.rel(base / "datapackage.json"),
+                                  "every entry of sources is used by some table",
+                                  column="sources", value=sorted(unused)[0], more=len(unused) - 1)
+    return {r["name"]: loaded[r["name"]] for r in pkg["resources"]}
+
+
+def _used_source_ids(pkg: dict, tables: dict[str, pd.DataFrame]) -> set[str]:
+    used: set[str] = set()
+    for res in pkg["resources"]:
+        for f in res["schema"]["fields"]:
+            if f.get("sourceRef"):
+                for v in tables[res["name"]][f["name"]].dropna():
+                    used.update(v.split(";"))
+    return used
+
+
+# ------------------------------------------------------------------ maintenance
+def update_checksums(base: Path = paths.RAW) -> list[str]:
+    """Rewrite hash and bytes of every resource in datapackage.json (deliberate step)."""
+    dp_path = base / "datapackage.json"
+    pkg = json.loads(dp_path.read_text(encoding="utf-8"))
+    changed = []
+    for res in pkg["resources"]:
+        p = base / res["path"]
+        new = "sha256:" + sha256(p)
+        if res.get("hash") != new:
+            changed.append(res["path"])
+        res["hash"], res["bytes"] = new, p.stat().st_size
+    from analysis.io import write_if_changed
+
+    write_if_changed(dp_path, json.dumps(pkg, indent=2, ensure_ascii=False) + "\n")
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.data",
+                                 description="Validate the raw data package.")
+    ap.add_argument("--update-checksums", action="store_true",
+                    help="deliberately record new sha256 sums of changed raw files")
+    a = ap.parse_args(argv)
+    if a.update_checksums:
+        changed = update_checksums()
+        print("updated: " + (", ".join(changed) if changed else "nothing changed"))
+    try:
+        tables = load_all()
+    except DataValidationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for name, df in tables.items():
+        print(f"ok  {name:28s} {len(df):4d} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
