@@ -76,15 +76,21 @@ def execute(notebook: Path, out: Path, params_file: Path | None = None,
                                  params_mod.section_name(notebook))
     parameters = {"params": section,
                   "params_file": str(Path(params_file).resolve()) if params_file else None}
+    from jupyter_client.manager import KernelManager
+
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{notebook.stem}.")
     os.close(fd)
+    # Local IPC sockets in a private folder: no TCP port, no "unencrypted TCP"
+    # warning, and nothing left behind.
+    sockets = tempfile.TemporaryDirectory(prefix="kz-kernel-")
+    km = KernelManager(kernel_name=kernel, transport="ipc", ip=f"{sockets.name}/k")
     t0 = time.perf_counter()
     try:
         try:
             pm.execute_notebook(
                 str(notebook), tmp, parameters=parameters, kernel_name=kernel,
                 cwd=str(notebook.parent), progress_bar=False, log_output=False,
-                request_save_on_cell_execute=False, report_mode=False,
+                request_save_on_cell_execute=False, report_mode=False, km=km,
             )
         except pm.PapermillExecutionError as e:
             failed = json.loads(Path(tmp).read_text()) if Path(tmp).stat().st_size else None
@@ -94,6 +100,9 @@ def execute(notebook: Path, out: Path, params_file: Path | None = None,
         write_atomic(out, (json.dumps(nb_dict, indent=1, sort_keys=True,
                                       ensure_ascii=False) + "\n").encode("utf-8"))
     finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        sockets.cleanup()
         Path(tmp).unlink(missing_ok=True)
     return time.perf_counter() - t0
 
@@ -101,7 +110,8 @@ def execute(notebook: Path, out: Path, params_file: Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.run", description=__doc__.split("\n")[0])
     ap.add_argument("notebook", type=Path)
-    ap.add_argument("--params", type=Path, default=None, help="parameters file (default params.yaml)")
+    ap.add_argument("--params", type=Path, default=None,
+                    help="parameters file (default params.yaml)")
     ap.add_argument("--out", type=Path, default=None,
                     help="executed copy (default reports/notebooks/<name>.ipynb)")
     a = ap.parse_args(argv)

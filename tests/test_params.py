@@ -1,0 +1,87 @@
+"""params.yaml: validated on load, one section per notebook, stamps per section."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analysis import params, paths
+
+
+def test_project_params_are_valid_and_every_notebook_has_a_section():
+    p = params.load()
+    assert p.shared.focus_country == "KAZ"
+    for nb in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        assert params.section_name(nb) in params.SECTIONS
+
+
+def test_section_merges_shared_keys():
+    s = params.load_section("data")
+    assert s["per_capita_denominator"] == 10000 and s["confidence_level"] == 0.95
+
+
+def write(tmp_path, text):
+    p = tmp_path / "p.yaml"
+    p.write_text(text)
+    return p
+
+
+def base_text():
+    return paths.PARAMS.read_text()
+
+
+def test_unknown_key_is_named(tmp_path):
+    p = write(tmp_path, base_text().replace("per_capita_denominator:", "per_capita_denominater:"))
+    with pytest.raises(params.ParamsError, match=r"key 'data.per_capita_denominater': unknown key"):
+        params.load(p)
+
+
+def test_unknown_section_is_named(tmp_path):
+    p = write(tmp_path, base_text() + "\nextra_section:\n  a: 1\n")
+    with pytest.raises(params.ParamsError, match=r"key 'extra_section': unknown key"):
+        params.load(p)
+
+
+def test_wrong_type_is_named(tmp_path):
+    p = write(tmp_path, base_text().replace("dpi: 150", "dpi: high"))
+    with pytest.raises(params.ParamsError, match=r"key 'shared.figure.dpi'.*integer"):
+        params.load(p)
+
+
+def test_out_of_range_value(tmp_path):
+    p = write(tmp_path, base_text().replace("confidence_level: 0.95", "confidence_level: 95"))
+    with pytest.raises(params.ParamsError, match=r"shared.confidence_level"):
+        params.load(p)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    p = write(tmp_path, "shared:\n  comparators: [KGZ, UZB\ndata: {}\n")
+    with pytest.raises(params.ParamsError, match=r"p.yaml: line \d+, column \d+ malformed YAML"):
+        params.load(p)
+
+
+def test_not_a_mapping(tmp_path):
+    with pytest.raises(params.ParamsError, match="mapping"):
+        params.load(write(tmp_path, "- a\n- b\n"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(params.ParamsError, match="not found"):
+        params.load(tmp_path / "nope.yaml")
+
+
+def test_notebook_without_section():
+    with pytest.raises(params.ParamsError, match="no params section"):
+        params.section_name("notebooks/07_unknown.ipynb")
+
+
+def test_stamps_change_only_with_their_section(tmp_path):
+    stamps = tmp_path / "stamps"
+    assert params.write_stamps(None, stamps) == params.SECTIONS
+    before = {p.name: p.stat().st_mtime_ns for p in stamps.iterdir()}
+    assert params.write_stamps(None, stamps) == []
+    assert before == {p.name: p.stat().st_mtime_ns for p in stamps.iterdir()}
+    changed = write(tmp_path, base_text().replace("10000", "1000"))
+    assert params.write_stamps(changed, stamps) == ["data"]
+    assert json.loads((stamps / "data.json").read_text())["per_capita_denominator"] == 1000

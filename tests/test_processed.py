@@ -1,0 +1,52 @@
+"""Unit tests of the data stage's pure functions and safe writes (tiny fixture frames)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from analysis import processed
+from analysis.io import write_atomic, write_if_changed
+
+
+def test_per_capita_known_answer():
+    # fixture frame, not real data
+    counts = pd.DataFrame({"year": [2000, 2001], "count": pd.array([50, 7], "Int64"),
+                           "bound": ["point", "lower"]})
+    pop = pd.DataFrame({"year": [2000], "population": pd.array([1_000_000], "Int64")})
+    out = processed.ngo_counts_per_capita(counts, pop, 10_000)
+    assert out.loc[0, "per_10000"] == pytest.approx(0.5)
+    assert pd.isna(out.loc[1, "per_10000"])  # no population for 2001: no rate
+    assert out.loc[1, "bound"] == "lower"
+
+
+def test_per_capita_refuses_duplicate_population_years():
+    counts = pd.DataFrame({"year": [2000], "count": [1]})
+    pop = pd.DataFrame({"year": [2000, 2000], "population": [1, 2]})
+    with pytest.raises(pd.errors.MergeError):
+        processed.ngo_counts_per_capita(counts, pop, 10)
+
+
+def test_write_if_changed_keeps_mtime(tmp_path):
+    p = tmp_path / "a.csv"
+    assert write_if_changed(p, "x\n")
+    os.utime(p, ns=(1, 1))
+    assert not write_if_changed(p, "x\n")
+    assert p.stat().st_mtime_ns == 1
+    assert write_if_changed(p, "y\n") and p.read_text() == "y\n"
+
+
+def test_write_atomic_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    p = tmp_path / "a.txt"
+    p.write_text("old")
+
+    def boom(*a, **k):
+        raise OSError("disk full (fixture)")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        write_atomic(p, b"new")
+    assert p.read_text() == "old"
+    assert [x.name for x in tmp_path.iterdir()] == ["a.txt"]
