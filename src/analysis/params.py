@@ -13,7 +13,7 @@ import argparse
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,9 +49,20 @@ class DataParams(_Strict):
     per_capita_denominator: int = Field(gt=0)
 
 
+class NgoParams(_Strict):
+    growth_series: Literal["ministry_register", "moj_noncommercial", "bns_statistical",
+                           "early_secondary"]
+    growth_status: Literal["registered", "active"]
+    reference_year: int = Field(ge=1990, le=2030)
+    civic_index: str
+    freedom_house_index: str
+    break_min_segment: int = Field(ge=2, le=10)
+
+
 class Params(_Strict):
     shared: SharedParams
     data: DataParams
+    ngo: NgoParams
 
 
 SECTIONS = [name for name in Params.model_fields if name != "shared"]

@@ -74,3 +74,30 @@ def write(built: dict[str, tuple[pd.DataFrame, list[str]]], pkg: dict,
                         json.dumps(manifest, indent=1, sort_keys=True) + "\n"):
         changed.append("manifest.json")
     return changed
+
+
+def read(name: str, folder: Path | None = None) -> pd.DataFrame:
+    """Read a processed table with the types of its raw schema (Int64, float, string).
+
+    Columns added by the data stage (e.g. `per_10000`) are read as numbers.
+    """
+    folder = Path(folder) if folder else paths.PROCESSED
+    path = folder / f"{name}.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{paths.rel(path)} is missing: run `make data` first")
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
+    types = {}
+    try:
+        res = data.resource(name)
+        types = {f["name"]: f["type"] for f in res["schema"]["fields"]}
+    except KeyError:
+        pass
+    for col in df.columns:
+        t = types.get(col)
+        if t == "integer":
+            df[col] = pd.to_numeric(df[col]).astype("Int64")
+        elif t == "number" or (t is None and col.startswith(("per_", "population"))):
+            df[col] = pd.to_numeric(df[col]).astype("float64")
+        elif t == "boolean":
+            df[col] = df[col].map({"True": True, "False": False}).astype("boolean")
+    return df

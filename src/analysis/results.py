@@ -1,0 +1,106 @@
+"""The results registry: every number the paper quotes, recorded by the notebook
+that computed it.
+
+A notebook builds a `Registry`, records each quotable result, and saves it to
+`reports/results/<notebook>.json` (sorted keys, so the same results give the
+same bytes). `merge` combines them into `reports/results.json`. The paper and
+the reviewer's check read only these files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analysis import paths
+from analysis.io import write_if_changed
+
+
+def _clean(v: Any) -> Any:
+    """Plain JSON values: numpy scalars -> Python, floats rounded to 12 significant digits."""
+    if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
+        v = v.item()
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"result value must be finite, got {v}")
+        return float(f"{v:.12g}")
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+@dataclass
+class Registry:
+    notebook: str
+    results: dict[str, dict] = field(default_factory=dict)
+
+    def record(self, key: str, value: Any, *, unit: str, description: str,
+               sources: list[str], interval: tuple[float, float] | None = None,
+               interval_kind: str | None = None, kind: str = "estimate") -> Any:
+        """Record one result and return its value (so notebooks can display it).
+
+        kind: "count" (exact, compared exactly by the reviewer check),
+              "estimate" (model output, compared with a small relative tolerance),
+              "text" (a label or verdict).
+        sources: raw files (data/raw/*.csv) the value was computed from.
+        """
+        if key in self.results:
+            raise KeyError(f"result {key!r} recorded twice in {self.notebook}")
+        if kind not in ("count", "estimate", "text"):
+            raise ValueError(f"unknown kind {kind!r}")
+        for s in sources:
+            if not (paths.RAW / s).exists():
+                raise ValueError(f"result {key!r}: source file data/raw/{s} does not exist")
+        entry = {"value": _clean(value), "unit": unit, "description": description,
+                 "sources": sorted(f"data/raw/{s}" for s in sources), "kind": kind,
+                 "notebook": self.notebook}
+        if interval is not None:
+            lo, hi = (_clean(x) for x in interval)
+            entry["interval"] = [lo, hi]
+            entry["interval_kind"] = interval_kind or "confidence interval"
+        self.results[key] = entry
+        return value
+
+    def save(self, folder: Path = paths.RESULTS) -> Path:
+        out = Path(folder) / f"{self.notebook}.json"
+        write_if_changed(out, dumps(self.results))
+        return out
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def load(path: Path) -> dict[str, dict]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def merge(files: list[Path], out: Path = paths.REPORTS / "results.json") -> dict:
+    """Merge per-notebook registries; a key recorded by two notebooks is an error."""
+    merged: dict[str, dict] = {}
+    for f in sorted(files):
+        for k, v in load(f).items():
+            if k in merged:
+                raise KeyError(f"result {k!r} recorded by {merged[k]['notebook']} and {f}")
+            merged[k] = v
+    write_if_changed(out, dumps(merged))
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m analysis.results")
+    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--out", type=Path, default=paths.REPORTS / "results.json")
+    a = ap.parse_args(argv)
+    n = len(merge(a.files, a.out))
+    print(f"[results] {n} results -> {paths.rel(a.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
