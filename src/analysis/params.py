@@ -10,6 +10,7 @@ naming the file and the key path, e.g.::
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -59,10 +60,31 @@ class NgoParams(_Strict):
     break_min_segment: int = Field(ge=2, le=10)
 
 
+class ParliamentParams(_Strict):
+    regimes: dict[str, dt.date]
+    mazhilis_2023_women: Literal[18, 19]
+    preferred_sources: list[str]
+    annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
+    target_pct: float = Field(gt=0, le=100)
+    parity_pct: float = Field(gt=0, le=100)
+
+
+class SurveyParams(_Strict):
+    granularity_percents: list[float]
+    granularity_decimals: int = Field(ge=0, le=3)
+    granularity_n_max: int = Field(ge=10, le=100000)
+    granularity_rounding: Literal["half_up", "half_even"]
+    no_interval_questions: list[str]
+    no_interval_surveys: list[str]
+    caf_items: list[str]
+
+
 class Params(_Strict):
     shared: SharedParams
     data: DataParams
     ngo: NgoParams
+    parliament: ParliamentParams
+    survey: SurveyParams
 
 
 SECTIONS = [name for name in Params.model_fields if name != "shared"]
@@ -113,7 +135,8 @@ def section(params: Params, name: str) -> dict[str, Any]:
     """The flat dict a notebook receives: shared keys, then its own section."""
     if name not in SECTIONS:
         raise ParamsError(f"unknown params section {name!r} (known: {SECTIONS})")
-    return {**params.shared.model_dump(), **getattr(params, name).model_dump()}
+    return {**params.shared.model_dump(mode="json"),
+            **getattr(params, name).model_dump(mode="json")}
 
 
 def load_section(name: str, path: Path | str | None = None) -> dict[str, Any]:

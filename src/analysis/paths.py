@@ -14,8 +14,11 @@ PROCESSED = ROOT / "data" / "processed"
 NOTEBOOKS = ROOT / "notebooks"
 REPORTS = ROOT / "reports"
 EXECUTED = REPORTS / "notebooks"
-FIGURES = REPORTS / "figures"
-RESULTS = REPORTS / "results"
+# Where a notebook writes its figures and results. The runner points this at a
+# staging folder and publishes its content only when the whole notebook succeeded.
+OUTPUT = Path(os.environ.get("KZ_OUTPUT_DIR") or REPORTS)
+FIGURES = OUTPUT / "figures"
+RESULTS = OUTPUT / "results"
 PARAMS = ROOT / "params.yaml"
 KERNEL_NAME = "kz-civil-society"
 

@@ -168,3 +168,88 @@ def activity_areas_figure(areas):
         ax.tick_params(axis="y", labelsize=7)
     source_line(fig, areas["source_id"])
     return fig
+
+
+def elections_figure(picked, both, other_2023, regimes, target):
+    """Women's share per election: lower chamber, Senate, both chambers; regimes shaded."""
+    import datetime as dt
+
+    fig, ax = new(4.4)
+    c = palette(4)
+    lower = picked[picked["chamber"] != "Senate"]
+    senate = picked[(picked["chamber"] == "Senate") & (picked["coverage"] == "whole chamber")]
+    pct = 100 * lower["women_seats"] / lower["total_seats"]
+    ax.plot(lower["year"], pct, marker="o", color=c[0], label="Lower chamber (Mazhilis; 1994 Supreme Soviet)")
+    ax.scatter(senate["year"], 100 * senate["women_seats"] / senate["total_seats"], marker="D",
+               color=c[1], label="Senate (after each renewal)", zorder=3)
+    ok = both.dropna(subset=["both_pct"])
+    ax.scatter(ok["year"], ok["both_pct"], marker="s", facecolor="white", edgecolor=c[2],
+               linewidths=1.5, label="Both chambers", zorder=3)
+    if other_2023 is not None:
+        ax.scatter([other_2023["year"]], [100 * other_2023["women_seats"] / other_2023["total_seats"]],
+                   marker="o", facecolor="white", edgecolor=c[0], linewidths=1.5, zorder=3,
+                   label=f"Mazhilis 2023, alternative count ({other_2023['women_seats']} women)")
+    ax.axhline(target, color="#444444", ls=":", lw=1)
+    ax.text(2024.3, target + 0.6, f"{target:g}% target", fontsize=8, color="#444444", ha="right")
+    starts = sorted((dt.date.fromisoformat(v).year if isinstance(v, str) else v.year, k)
+                    for k, v in regimes.items())
+    shade = ["#f2f2f2", "#ffffff"]
+    for i, (y0, name) in enumerate(starts):
+        y1 = starts[i + 1][0] if i + 1 < len(starts) else 2025
+        lo = max(y0, 1993.5) - 0.5 if i else 1993.5
+        ax.axvspan(lo, y1 - 0.5, color=shade[i % 2], zorder=0)
+        narrow = (y1 - 0.5 - lo) < 4
+        ax.text((lo + y1 - 0.5) / 2, 1, name.replace("_", " "), ha="center", va="bottom",
+                fontsize=7, color="#555555", rotation=90 if narrow else 0)
+    ax.set_xlim(1993.5, 2024.5)
+    ax.set_ylim(0, 45)
+    ax.set_xlabel("Election year")
+    ax.set_ylabel("Seats held by women (%)")
+    ax.set_title("Women in Kazakhstan's parliament at each election")
+    ax.legend(loc="upper left", fontsize=7.5, ncol=2)
+    source_line(fig, list(picked["source_id"]) + ([other_2023["source_id"]] if other_2023 is not None else []))
+    return fig
+
+
+def annual_figure(panel, focus, world, names, target, series_id):
+    fig, ax = new(4.2)
+    others = [c for c in panel.columns if c not in (focus, world)]
+    cols = palette(len(others) + 1)
+    for c, colour in zip(others, cols[1:], strict=True):
+        ax.plot(panel.index, panel[c], color=colour, lw=1, alpha=0.85, label=names.get(c, c))
+    if world in panel:
+        ax.plot(panel.index, panel[world], color="#333333", lw=1.5, ls="--", label=names.get(world, world))
+    ax.plot(panel.index, panel[focus], color=cols[0], lw=3, label=names.get(focus, focus))
+    ax.axhline(target, color="#444444", ls=":", lw=1)
+    ax.set_xlabel("Year")
+    ax.set_ylabel("Seats held by women, lower chamber (%)")
+    ax.set_title(f"{names.get(focus, focus)} and its neighbours: women in the lower chamber")
+    ax.legend(ncol=2, fontsize=7.5, loc="upper left")
+    source_line(fig, [series_id])
+    return fig
+
+
+def caf_figure(caf, labels):
+    fig, ax = new(3.8)
+    for (item, grp), colour in zip(caf.groupby("question_id", sort=False), palette(caf["question_id"].nunique()), strict=True):
+        grp = grp.sort_values("year")
+        ax.plot(grp["year"], grp["percent"], marker="o", color=colour, label=labels.get(item, item))
+    ax.set_ylim(0, 60)
+    ax.set_xlabel("Data year (World Giving Index edition - 1)")
+    ax.set_ylabel("Respondents in the past month (%)")
+    ax.set_title("Giving in Kazakhstan: CAF World Giving Index")
+    ax.legend(loc="upper left", ncol=3, fontsize=8)
+    source_line(fig, caf["source_id"])
+    return fig
+
+
+def granularity_figure(ns, widths, smallest):
+    fig, ax = new(3.4)
+    ax.plot(ns, widths, marker=".", ls="", color=palette(1)[0])
+    ax.annotate(f"n = {smallest}", (ns[0], widths[0]), textcoords="offset points", xytext=(8, -4),
+                fontsize=8)
+    ax.set_xlabel("Sample size consistent with all three published percentages")
+    ax.set_ylabel("Width of a 95% Wilson interval\\nfor 48.1% (percentage points)")
+    ax.set_title("Sensitivity: how wide the intervals could be (not the survey's own)")
+    source_line(fig, ["survey_S01"])
+    return fig

@@ -50,6 +50,36 @@ def strip_volatile(nb: dict) -> dict:
     return nb
 
 
+def publish(staging: Path, notebook: str, reports: Path = paths.REPORTS) -> list[str]:
+    """Move a successful run's figures and results from staging into reports/.
+
+    Files are rewritten only when their bytes change; figures and results that
+    this notebook made before but not in this run are removed, so the report
+    never shows a stale figure (e.g. election figures after a run for another
+    focus country).
+    """
+    from analysis.io import write_if_changed
+
+    made = {p.relative_to(staging) for p in staging.rglob("*") if p.is_file()}
+    changed = [str(rel) for rel in sorted(made)
+               if write_if_changed(reports / rel, (staging / rel).read_bytes())]
+    for sidecar in (reports / "figures").glob("*.json"):
+        rel = sidecar.relative_to(reports)
+        if rel in made:
+            continue
+        try:
+            owner = json.loads(sidecar.read_text()).get("notebook")
+        except json.JSONDecodeError:
+            continue
+        if owner == notebook:
+            for ext in (".json", ".svg", ".png"):
+                sidecar.with_suffix(ext).unlink(missing_ok=True)
+    stale = reports / "results" / f"{notebook}.json"
+    if stale.relative_to(reports) not in made:
+        stale.unlink(missing_ok=True)
+    return changed
+
+
 def _failure_message(notebook: Path, nb: dict | None, err: Exception) -> str:
     lines = [f"FAILED {paths.rel(notebook)}"]
     cell_index = getattr(err, "exec_count", None)
@@ -80,6 +110,8 @@ def execute(notebook: Path, out: Path, params_file: Path | None = None,
 
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{notebook.stem}.")
     os.close(fd)
+    staging = tempfile.TemporaryDirectory(prefix=f"kz-{notebook.stem}-")
+    os.environ["KZ_OUTPUT_DIR"] = staging.name  # inherited by the kernel
     # Local IPC sockets in a private folder: no TCP port, no "unencrypted TCP"
     # warning, and nothing left behind.
     sockets = tempfile.TemporaryDirectory(prefix="kz-kernel-")
@@ -97,9 +129,12 @@ def execute(notebook: Path, out: Path, params_file: Path | None = None,
             raise NotebookFailed(_failure_message(notebook, failed, e)) from None
         nb = nbformat.read(tmp, as_version=4)
         nb_dict = strip_volatile(json.loads(nbformat.writes(nb)))
+        publish(Path(staging.name), notebook.stem)
         write_atomic(out, (json.dumps(nb_dict, indent=1, sort_keys=True,
                                       ensure_ascii=False) + "\n").encode("utf-8"))
     finally:
+        os.environ.pop("KZ_OUTPUT_DIR", None)
+        staging.cleanup()
         if km.has_kernel:
             km.shutdown_kernel(now=True)
         sockets.cleanup()

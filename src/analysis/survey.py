@@ -1,0 +1,138 @@
+"""Public attitudes: survey percentages with honest uncertainty.
+
+Survey percentages are weighted and rounded and the sources print no counts.
+Where a sample size is stated, an approximate count round(p·n) gives a Wilson
+interval, labelled approximate (design effects are unknown, so it is too
+narrow if the design effect exceeds 1). Where n is not stated, no interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+
+def wilson(count: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion (fractions, 0-1)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(count, n, alpha=1 - confidence, method="wilson")
+    return float(lo), float(hi)
+
+
+def with_intervals(results: pd.DataFrame, confidence: float, no_interval_questions: list[str],
+                   no_interval_surveys: list[str]) -> pd.DataFrame:
+    """Add approximate counts and Wilson intervals (percent) where n is stated.
+
+    `interval_note` says why a row has no interval.
+    """
+    out = results.copy()
+    lo, hi, cnt, note = [], [], [], []
+    for _, r in out.iterrows():
+        excluded_q = any(str(r["question_id"]).startswith(q) for q in no_interval_questions)
+        if excluded_q:
+            why = "not a proportion of respondents (index or mean)"
+        elif r["survey_id"] in no_interval_surveys:
+            why = "non-probability sample: no interval"
+        elif pd.isna(r["n"]):
+            why = "n not stated: no interval"
+        else:
+            why = ""
+        if why:
+            lo.append(np.nan), hi.append(np.nan), cnt.append(pd.NA), note.append(why)
+            continue
+        n = int(r["n"])
+        k = int(round(float(r["percent"]) / 100 * n))
+        a, b = wilson(k, n, confidence)
+        lo.append(100 * a), hi.append(100 * b), cnt.append(k)
+        note.append("approximate: count = round(p·n) from a weighted, rounded percentage")
+    out["approx_count"] = pd.array(cnt, dtype="Int64")
+    out["ci_low"], out["ci_high"], out["interval_note"] = lo, hi, note
+    return out
+
+
+def round_fraction(x: Fraction, decimals: int, rounding: str = "half_up") -> Fraction:
+    """Round an exact fraction to `decimals` decimals (ties: half_up or half_even)."""
+    scale = 10 ** decimals
+    scaled = x * scale
+    floor = scaled.numerator // scaled.denominator
+    rest = scaled - floor
+    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and
+                                 (rounding == "half_up" or floor % 2 == 1)):
+        floor += 1
+    return Fraction(floor, scale)
+
+
+def consistent_sample_sizes(percents: list[float], decimals: int = 1, n_max: int = 1000,
+                            rounding: str = "half_up") -> list[int]:
+    """Sample sizes n <= n_max for which every percentage is some 100·k/n, rounded.
+
+    Exact fractions (no floating-point edge errors). `rounding` is the tie rule
+    the authors may have used: half_up (43.25 -> 43.3) or half_even (43.25 -> 43.2).
+    """
+    if rounding not in ("half_up", "half_even"):
+        raise ValueError(f"unknown rounding {rounding!r}")
+    ps = [Fraction(str(p)) for p in percents]
+    ok = []
+    for n in range(1, n_max + 1):
+        if all(_has_k(p, n, decimals, rounding) for p in ps):
+            ok.append(n)
+    return ok
+
+
+def _has_k(p: Fraction, n: int, decimals: int, rounding: str) -> bool:
+    centre = p * n / 100
+    k0 = centre.numerator // centre.denominator
+    return any(0 <= k <= n and round_fraction(Fraction(100 * k, n), decimals, rounding) == p
+               for k in (k0 - 1, k0, k0 + 1, k0 + 2))
+
+
+@dataclass(frozen=True)
+class TwoProportion:
+    z: float
+    p_value: float
+    difference_pp: float
+
+
+def two_proportion_test(p1: float, n1: int, p2: float, n2: int) -> TwoProportion:
+    """z test of two independent proportions given in percent (approximate counts)."""
+    from statsmodels.stats.proportion import proportions_ztest
+
+    k = np.array([round(p1 / 100 * n1), round(p2 / 100 * n2)])
+    z, p = proportions_ztest(k, np.array([n1, n2]))
+    return TwoProportion(z=float(z), p_value=float(p), difference_pp=p1 - p2)
+
+
+def comparable_pairs(results: pd.DataFrame, no_interval_surveys: list[str]) -> pd.DataFrame:
+    """Candidate pairs for a two-proportion test, with the reason each is (not) testable.
+
+    Comparable means the same question and response in two different surveys
+    (independent samples). Testable also needs a stated n on both sides and
+    probability samples. Items of one survey are never tested against each
+    other (same respondents: not independent).
+    """
+    rows = []
+    keyed = results.assign(key=results["question_id"].str.replace(r"^KAZISS\d\d_", "KAZISS_",
+                                                                    regex=True))
+    for (key, resp), grp in keyed.groupby(["key", "response"], sort=True):
+        grp = grp.sort_values("year")
+        if grp["survey_id"].nunique() < 2:
+            continue
+        for i in range(len(grp) - 1):
+            a, b = grp.iloc[i], grp.iloc[i + 1]
+            if pd.isna(a["n"]) or pd.isna(b["n"]):
+                why = "n not stated on both sides"
+            elif a["survey_id"] in no_interval_surveys or b["survey_id"] in no_interval_surveys:
+                why = "non-probability sample"
+            else:
+                why = ""
+            rows.append({"question": key, "response": resp, "survey_a": a["survey_id"],
+                         "percent_a": a["percent"], "survey_b": b["survey_id"],
+                         "percent_b": b["percent"], "testable": why == "",
+                         "reason": why or "same item, independent samples, n stated"})
+    return pd.DataFrame(rows, columns=["question", "response", "survey_a", "percent_a",
+                                       "survey_b", "percent_b", "testable", "reason"])
