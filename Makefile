@@ -74,6 +74,28 @@ reports/notebooks/%.ipynb: notebooks/%.ipynb $(PKG_SRC) $(ENV)
 reports/notebooks/01_data.ipynb: $(STAMPS)/data.json $(RAW)
 $(PROCESSED): reports/notebooks/01_data.ipynb ;
 
+# analyses: each notebook's params section and the processed tables it reads
+P := data/processed
+reports/notebooks/02_ngo.ipynb: $(STAMPS)/ngo.json $(P)/ngo_counts.csv \
+  $(P)/ngo_activity_areas.csv $(P)/ngo_state_funding.csv $(P)/civic_space_scores.csv \
+  $(P)/civic_space_indices.csv $(P)/civic_space_ratings.csv
+reports/notebooks/03_parliament.ipynb: $(STAMPS)/parliament.json \
+  $(P)/women_parliament_elections.csv $(P)/women_parliament_annual.csv
+reports/notebooks/04_survey.ipynb: $(STAMPS)/survey.json $(P)/survey_results.csv $(P)/surveys.csv
+reports/notebooks/05_claims.ipynb: $(STAMPS)/claims.json $(P)/claims.csv $(P)/ngo_counts.csv \
+  $(P)/ngo_state_funding.csv $(P)/women_parliament_annual.csv \
+  $(P)/women_parliament_elections.csv $(P)/policy_events.csv
+# figures and per-notebook results are published by the runner with the executed copy
+ANALYSES := $(filter-out reports/notebooks/01_data.ipynb,$(EXECUTED))
+RESULT_FILES := $(patsubst reports/notebooks/%.ipynb,reports/results/%.json,$(ANALYSES))
+$(RESULT_FILES): reports/results/%.json: reports/notebooks/%.ipynb ;
+
+## results: merge the recorded results into reports/results.json
+.PHONY: results
+results: reports/results.json
+reports/results.json: $(RESULT_FILES) src/analysis/results.py $(ENV)
+	@$(PY) -m analysis.results $(RESULT_FILES) --out $@
+
 ## data: validate the raw data package and write data/processed/
 .PHONY: data
 data: reports/notebooks/01_data.ipynb
@@ -85,7 +107,7 @@ analyses: $(EXECUTED)
 ## report: build reports/paper.html (sets up the environment if needed)
 .PHONY: report
 report: reports/paper.html
-reports/paper.html: $(EXECUTED) $(PKG_SRC) $(ENV)
+reports/paper.html: $(EXECUTED) reports/results.json $(PKG_SRC) $(ENV)
 	@$(PY) -m analysis.report $(EXECUTED) --out $@
 
 ## test: unit, data-validation and notebook tests (pytest)

@@ -51,5 +51,6 @@ def run_module(*args: str, root: Path | None = None) -> subprocess.CompletedProc
     env = dict(os.environ)
     if root is not None:
         env["KZ_COMPENDIUM_ROOT"] = str(root)
-    return subprocess.run([PY, "-m", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [PY, "-m", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+    )

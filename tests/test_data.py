@@ -55,8 +55,12 @@ def test_every_numeric_field_has_a_unit_and_every_field_a_description():
 
 def test_incomparable_ngo_series_and_lower_bounds_are_kept_apart():
     c = data.load("ngo_counts")
-    assert set(c["series"]) == {"ministry_register", "moj_noncommercial", "bns_statistical",
-                                "early_secondary"}
+    assert set(c["series"]) == {
+        "ministry_register",
+        "moj_noncommercial",
+        "bns_statistical",
+        "early_secondary",
+    }
     bns = c[c.series == "bns_statistical"].iloc[0]
     assert (bns["year"], bns["count"]) == (2024, 28100)
     apr23 = c[(c.source_id == "ngo_S01")].set_index("status")["count"]
@@ -108,9 +112,12 @@ def test_duplicate_primary_key(raw_copy):
 
 
 def test_duplicate_composite_primary_key(raw_copy):
-    edit(raw_copy, "women_parliament_elections.csv", "Mazhilis,1999-10,1999,10,,74,8,10.81,"
-         "whole chamber,ipu_hist_1945_2018", "Mazhilis,1999-10,1999,10,,74,8,10.81,"
-         "whole chamber,ipu_wmn_monthly")
+    edit(
+        raw_copy,
+        "women_parliament_elections.csv",
+        "Mazhilis,1999-10,1999,10,,74,8,10.81,whole chamber,ipu_hist_1945_2018",
+        "Mazhilis,1999-10,1999,10,,74,8,10.81,whole chamber,ipu_wmn_monthly",
+    )
     e = bad(raw_copy, "women_parliament_elections")
     assert e.rule == "primary key is unique"
     assert e.column == "chamber+election_date+source_id"
@@ -124,8 +131,12 @@ def test_unknown_source_id(raw_copy):
 
 
 def test_unknown_source_id_in_a_list(raw_copy):
-    edit(raw_copy, "policy_events.csv", "cia_wfb_hist;epfl_graphsearch_parl",
-         "cia_wfb_hist;not_a_source")
+    edit(
+        raw_copy,
+        "policy_events.csv",
+        "cia_wfb_hist;epfl_graphsearch_parl",
+        "cia_wfb_hist;not_a_source",
+    )
     assert bad(raw_copy, "policy_events").column == "source_ids"
 
 
@@ -165,8 +176,12 @@ def test_bad_boolean(raw_copy):
 
 
 def test_enum(raw_copy):
-    edit(raw_copy, "ngo_counts.csv", ",early_secondary,registered,100,approximate,",
-         ",early_secondary,registered,100,roughly,")
+    edit(
+        raw_copy,
+        "ngo_counts.csv",
+        ",early_secondary,registered,100,approximate,",
+        ",early_secondary,registered,100,roughly,",
+    )
     e = bad(raw_copy, "ngo_counts")
     assert e.column == "bound" and e.rule.startswith("one of")
 

@@ -21,8 +21,10 @@ def env_pins() -> dict[str, str]:
 
 def lock_pins() -> dict[str, str]:
     text = (ROOT / "requirements.lock").read_text()
-    return {m.group(1).lower(): m.group(2)
-            for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==([^\s\\;]+)", text, re.M)}
+    return {
+        m.group(1).lower(): m.group(2)
+        for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==([^\s\\;]+)", text, re.M)
+    }
 
 
 def norm(name: str) -> str:

@@ -16,7 +16,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 needs_dossier = pytest.mark.skipif(
     not DOSSIER.exists() and not os.environ.get("CI"),
-    reason="the shared data dossier is not beside this checkout (it is in CI)")
+    reason="the shared data dossier is not beside this checkout (it is in CI)",
+)
 
 
 @needs_dossier
@@ -33,8 +34,9 @@ def test_raw_tables_are_reproduced_from_the_dossier():
 @needs_dossier
 def test_every_dossier_number_is_in_the_raw_tables():
     """Every numeric cell of every dossier table appears, as text, in data/raw."""
-    raw_text = "\n".join(p.read_text(encoding="utf-8")
-                         for p in (ROOT / "data" / "raw").glob("*.csv"))
+    raw_text = "\n".join(
+        p.read_text(encoding="utf-8") for p in (ROOT / "data" / "raw").glob("*.csv")
+    )
     cells = set(raw_text.replace("\n", ",").split(","))
     missing = []
     for f in sorted(DOSSIER.glob("*.csv")):

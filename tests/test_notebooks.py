@@ -33,10 +33,19 @@ def test_committed_notebook_is_clean(nb_path: Path):
 
 
 def test_strip_volatile_removes_timings():
-    nb = {"metadata": {"papermill": {"start_time": "x", "duration": 1.0, "parameters": {"a": 1}}},
-          "cells": [{"id": "r4nd0m", "metadata": {"tags": ["injected-parameters"],
-                                                    "papermill": {"duration": 1},
-                                                    "execution": {"iopub.status.busy": "t"}}}]}
+    nb = {
+        "metadata": {"papermill": {"start_time": "x", "duration": 1.0, "parameters": {"a": 1}}},
+        "cells": [
+            {
+                "id": "r4nd0m",
+                "metadata": {
+                    "tags": ["injected-parameters"],
+                    "papermill": {"duration": 1},
+                    "execution": {"iopub.status.busy": "t"},
+                },
+            }
+        ],
+    }
     out = strip_volatile(nb)
     assert out["metadata"]["papermill"] == {"parameters": {"a": 1}}
     assert out["cells"][0]["metadata"] == {"tags": ["injected-parameters"]}
@@ -47,38 +56,63 @@ def test_strip_volatile_removes_timings():
 def test_data_stage_through_the_runner(project_copy: Path, tmp_path: Path):
     out = tmp_path / "01_data.ipynb"
     params = project_copy / "params.yaml"
-    params.write_text(params.read_text().replace("per_capita_denominator: 10000",
-                                                 "per_capita_denominator: 1000"))
-    r = run_module("analysis.run", str(project_copy / "notebooks/01_data.ipynb"),
-                   "--params", str(params), "--out", str(out), root=project_copy)
+    params.write_text(
+        params.read_text().replace("per_capita_denominator: 10000", "per_capita_denominator: 1000")
+    )
+    r = run_module(
+        "analysis.run",
+        str(project_copy / "notebooks/01_data.ipynb"),
+        "--params",
+        str(params),
+        "--out",
+        str(out),
+        root=project_copy,
+    )
     assert r.returncode == 0, r.stderr
     nb = json.loads(out.read_text())
     injected = nb["metadata"]["papermill"]["parameters"]["params"]
     assert injected["per_capita_denominator"] == 1000  # the file we passed, not the default
     assert "start_time" not in nb["metadata"]["papermill"]
-    assert not any(c.get("outputs") and c["outputs"][0].get("output_type") == "error"
-                   for c in nb["cells"])
+    assert not any(
+        c.get("outputs") and c["outputs"][0].get("output_type") == "error" for c in nb["cells"]
+    )
     processed = project_copy / "data" / "processed"
     counts = pd.read_csv(processed / "ngo_counts.csv")
     apr23 = counts[(counts.source_id == "ngo_S01") & (counts.status == "registered")].iloc[0]
     assert apr23["per_1000"] == pytest.approx(23335 / 20330104 * 1000, abs=1e-4)
     manifest = json.loads((processed / "manifest.json").read_text())
-    assert manifest["ngo_counts.csv"]["from"].keys() == {"data/raw/ngo_counts.csv",
-                                                         "data/raw/population.csv"}
+    assert manifest["ngo_counts.csv"]["from"].keys() == {
+        "data/raw/ngo_counts.csv",
+        "data/raw/population.csv",
+    }
 
     # same inputs -> byte-identical executed copy; unchanged tables are not rewritten
     mtimes = {p.name: p.stat().st_mtime_ns for p in processed.iterdir()}
     first = out.read_bytes()
-    r = run_module("analysis.run", str(project_copy / "notebooks/01_data.ipynb"),
-                   "--params", str(params), "--out", str(out), root=project_copy)
+    r = run_module(
+        "analysis.run",
+        str(project_copy / "notebooks/01_data.ipynb"),
+        "--params",
+        str(params),
+        "--out",
+        str(out),
+        root=project_copy,
+    )
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == first
     assert mtimes == {p.name: p.stat().st_mtime_ns for p in processed.iterdir()}
 
     # bad raw input: the stage fails naming file/row/column/rule, replaces nothing
     edit(project_copy / "data" / "raw", "population.csv", "2023,20330104", "2023,-5")
-    r = run_module("analysis.run", str(project_copy / "notebooks/01_data.ipynb"),
-                   "--params", str(params), "--out", str(out), root=project_copy)
+    r = run_module(
+        "analysis.run",
+        str(project_copy / "notebooks/01_data.ipynb"),
+        "--params",
+        str(params),
+        "--out",
+        str(out),
+        root=project_copy,
+    )
     assert r.returncode == 1
     assert "population.csv, row 34 (line 35), column 'population'" in r.stderr
     assert "minimum 1000000" in r.stderr
@@ -105,8 +139,15 @@ def test_bad_params_stop_before_execution(project_copy: Path, tmp_path: Path):
     params = project_copy / "params.yaml"
     params.write_text(params.read_text().replace("world: WLD", "wrold: WLD"))
     out = tmp_path / "x.ipynb"
-    r = run_module("analysis.run", str(project_copy / "notebooks/01_data.ipynb"),
-                   "--params", str(params), "--out", str(out), root=project_copy)
+    r = run_module(
+        "analysis.run",
+        str(project_copy / "notebooks/01_data.ipynb"),
+        "--params",
+        str(params),
+        "--out",
+        str(out),
+        root=project_copy,
+    )
     assert r.returncode == 1 and "key 'shared.wrold': unknown key" in r.stderr
     assert not out.exists()
 

@@ -1,9 +1,10 @@
-"""The Makefile DAG and the interim report, in a scratch copy of the project
-(sharing this checkout's .venv): a build, a no-op rebuild, and reruns only
-where a stage's inputs really changed."""
+"""The Makefile DAG, the analyses and the interim report, in a scratch copy of
+the project (sharing this checkout's .venv): one full build, then a no-op
+rebuild, reruns only where inputs really changed, and the recorded results."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,26 +13,45 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def make(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root)}
     env.pop("MAKEFLAGS", None)
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def copy_project(dst: Path) -> Path:
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dst / f)  # keep mtimes: the env stamp stays valid
+    (dst / ".venv").symlink_to(ROOT / ".venv")
+    return dst
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("scratch") / "project"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (root / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, root / f)  # keep mtimes: the env stamp stays valid
-    (root / ".venv").symlink_to(ROOT / ".venv")
+def built(tmp_path_factory) -> Path:
+    root = copy_project(tmp_path_factory.mktemp("scratch") / "project")
+    r = make(root, "report")
+    assert r.returncode == 0, r.stdout + r.stderr
     return root
 
 
@@ -46,49 +66,134 @@ def test_help_lists_every_target():
 
 
 @pytest.mark.notebook
-def test_build_noop_and_incremental(scratch: Path):
-    r = make(scratch, "report")
-    assert r.returncode == 0, r.stdout + r.stderr
-    paper = scratch / "reports" / "paper.html"
-    html = paper.read_text()
-    assert "01 · Data" in html
-    # self-contained: nothing is loaded from elsewhere
+def test_report_is_self_contained(built: Path):
+    html = (built / "reports" / "paper.html").read_text()
+    for title in ("01 · Data", "02 · NGO sector", "03 · Women", "04 · Public", "05 · Checking"):
+        assert title in html
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=\"?(https?:)?//", html)
     assert "<script" not in html
 
-    r = make(scratch, "report")
-    assert r.returncode == 0 and ran(r.stdout) == [] and "Nothing to be done" in r.stdout
 
-    # a comment in params.yaml changes no section: nothing reruns
-    p = scratch / "params.yaml"
-    p.write_text(p.read_text() + "\n# a comment\n")
-    r = make(scratch, "report")
-    assert ran(r.stdout) == [], r.stdout
-
-    # the data section changes: the data stage reruns
-    p.write_text(p.read_text().replace("per_capita_denominator: 10000",
-                                       "per_capita_denominator: 1000"))
-    r = make(scratch, "report")
-    assert ran(r.stdout) == ["01_data.ipynb"], r.stdout
-    assert "per_1000" in (scratch / "data/processed/ngo_counts.csv").read_text()
+@pytest.mark.notebook
+def test_recorded_results(built: Path):
+    res = json.loads((built / "reports" / "results.json").read_text())
+    for k, v in res.items():
+        assert {"value", "unit", "description", "sources", "kind", "notebook"} <= v.keys(), k
+        assert all((built / s).exists() for s in v["sources"]), k
+        if "interval" in v:
+            lo, hi = v["interval"]
+            assert lo <= v["value"] <= hi, k
+    assert res["ngo_registered_2023"]["value"] == 23335
+    assert 0 < res["ngo_register_growth_pct_per_year"]["value"] < 10
+    assert res["ngo_registered_per_10000_2023"]["value"] == pytest.approx(11.48, abs=0.01)
+    assert -0.2 < res["ccsi_trend_per_decade"]["value"] < 0
+    assert res["mazhilis_latest_women"]["value"] == 18
+    assert res["mazhilis_2023_alternative_women"]["value"] == 19
+    assert 0 < res["glm_or_decade"]["interval"][0] < res["glm_or_decade"]["interval"][1]
+    assert res["parl_focus_country"]["value"] == "Kazakhstan"
+    assert res["osm_smallest_n"]["value"] == 81
+    assert res["osm_n_count"]["value"] == 251 and res["osm_n_count_other_rounding"]["value"] == 252
+    assert res["claim_C06_verdict"]["value"] == "consistent with a different definition"
+    assert res["claim_C07_verdict"]["value"] == "inconsistent"
+    assert res["claim_C05_verdict"]["value"] == "cannot check"
+    assert res["claims_n_total"]["value"] == 14
+    figs = sorted(p.name for p in (built / "reports" / "figures").glob("*.svg"))
+    assert figs == [
+        "fig_civic_space.svg",
+        "fig_ngo_areas.svg",
+        "fig_ngo_counts.svg",
+        "fig_parliament_annual.svg",
+        "fig_parliament_elections.svg",
+        "fig_survey_caf.svg",
+        "fig_survey_granularity.svg",
+    ]
+    for svg in (built / "reports" / "figures").glob("*.svg"):
+        meta = json.loads(svg.with_suffix(".json").read_text())
+        assert meta["alt"] and meta["caption"] and meta["source_ids"] and meta["raw_files"]
 
 
 @pytest.mark.notebook
-def test_bad_raw_data_keeps_the_previous_report(scratch: Path):
-    assert make(scratch, "report").returncode == 0
-    paper = scratch / "reports" / "paper.html"
+def test_noop_and_incremental_rebuilds(built: Path):
+    r = make(built, "report")
+    assert r.returncode == 0 and ran(r.stdout) == [] and "Nothing to be done" in r.stdout
+
+    # a comment in params.yaml changes no section: nothing reruns
+    p = built / "params.yaml"
+    p.write_text(p.read_text() + "\n# a comment\n")
+    r = make(built, "report")
+    assert ran(r.stdout) == [], r.stdout
+
+    # one section changes: only its notebook reruns
+    p.write_text(p.read_text().replace("granularity_n_max: 1000", "granularity_n_max: 900"))
+    r = make(built, "report")
+    assert ran(r.stdout) == ["04_survey.ipynb"], r.stdout
+    p.write_text(p.read_text().replace("granularity_n_max: 900", "granularity_n_max: 1000"))
+    assert ran(make(built, "report").stdout) == ["04_survey.ipynb"]
+
+    # the data section changes: the data stage reruns; ngo_counts changes, so 02 and 05 rerun
+    p.write_text(
+        p.read_text().replace("per_capita_denominator: 10000", "per_capita_denominator: 1000")
+    )
+    r = make(built, "report")
+    assert r.returncode == 0, r.stderr
+    assert ran(r.stdout) == ["01_data.ipynb", "02_ngo.ipynb", "05_claims.ipynb"], r.stdout
+    assert "per_1000" in (built / "data/processed/ngo_counts.csv").read_text()
+
+
+@pytest.mark.notebook
+def test_bad_raw_data_keeps_the_previous_report(built: Path):
+    paper = built / "reports" / "paper.html"
     before = paper.read_bytes()
-    raw = scratch / "data" / "raw" / "population.csv"
+    raw = built / "data" / "raw" / "population.csv"
     raw.write_text(raw.read_text().replace("2023,20330104", "2023,20330105"))
-    r = make(scratch, "report")
+    r = make(built, "report")
     assert r.returncode != 0
     assert "population.csv: breaks rule 'sha256 matches datapackage.json" in r.stderr
     assert paper.read_bytes() == before
-    assert (scratch / "reports/notebooks/01_data.ipynb").exists()
 
 
-def test_report_with_another_params_file(scratch: Path):
-    other = scratch / "other.yaml"
-    other.write_text((scratch / "params.yaml").read_text().replace("dpi: 150", "dpi: x"))
-    r = make(scratch, "report", "PARAMS=other.yaml")
+def test_report_with_a_bad_params_file(tmp_path: Path):
+    root = copy_project(tmp_path / "p")
+    other = root / "other.yaml"
+    other.write_text((root / "params.yaml").read_text().replace("dpi: 150", "dpi: x"))
+    r = make(root, "report", "PARAMS=other.yaml")
     assert r.returncode != 0 and "other.yaml: key 'shared.figure.dpi'" in r.stderr
+    assert not (root / "reports" / "paper.html").exists()
+
+
+@pytest.mark.notebook
+def test_parliament_notebook_for_another_focus_country(project_copy: Path, tmp_path: Path):
+    assert (
+        run_module(
+            "analysis.run",
+            str(project_copy / "notebooks/01_data.ipynb"),
+            "--out",
+            str(tmp_path / "01.ipynb"),
+            root=project_copy,
+        ).returncode
+        == 0
+    )
+    params = project_copy / "params.yaml"
+    params.write_text(
+        params.read_text()
+        .replace("focus_country: KAZ", "focus_country: KGZ")
+        .replace("comparators: [KGZ,", "comparators: [KAZ,")
+    )
+    r = run_module(
+        "analysis.run",
+        str(project_copy / "notebooks/03_parliament.ipynb"),
+        "--params",
+        str(params),
+        "--out",
+        str(tmp_path / "03.ipynb"),
+        root=project_copy,
+    )
+    assert r.returncode == 0, r.stderr
+    res = json.loads((project_copy / "reports/results/03_parliament.json").read_text())
+    assert res["parl_focus_country"]["value"] == "Kyrgyzstan"
+    assert "only for Kazakhstan" in res["parl_elections_scope"]["value"]
+    assert "mazhilis_latest_women" not in res
+    assert 0 < res["focus_annual_last_pct"]["value"] < 60
+    assert 1 <= res["focus_rank_among_neighbours"]["value"] <= res["focus_rank_of"]["value"]
+    figs = {p.name for p in (project_copy / "reports/figures").glob("*.svg")}
+    assert figs == {"fig_parliament_annual.svg"}  # no election figure for Kyrgyzstan

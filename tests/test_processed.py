@@ -13,8 +13,9 @@ from analysis.io import write_atomic, write_if_changed
 
 def test_per_capita_known_answer():
     # fixture frame, not real data
-    counts = pd.DataFrame({"year": [2000, 2001], "count": pd.array([50, 7], "Int64"),
-                           "bound": ["point", "lower"]})
+    counts = pd.DataFrame(
+        {"year": [2000, 2001], "count": pd.array([50, 7], "Int64"), "bound": ["point", "lower"]}
+    )
     pop = pd.DataFrame({"year": [2000], "population": pd.array([1_000_000], "Int64")})
     out = processed.ngo_counts_per_capita(counts, pop, 10_000)
     assert out.loc[0, "per_10000"] == pytest.approx(0.5)

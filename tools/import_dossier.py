@@ -91,42 +91,166 @@ F11_USD = "36300000"
 # ------------------------------------------------------ civic-space indices
 # index_id: (name, publisher, vintage, kind, scale_min, scale_max, higher_means, year_basis)
 INDICES = {
-    "vdem_v14_v2xcs_ccsi": ("Core Civil Society Index", "V-Dem Institute", "v14", "score",
-                            "0", "1", "more robust civil society", "calendar year"),
-    "vdem_v12_v2xcs_ccsi": ("Core Civil Society Index", "V-Dem Institute", "v12", "score",
-                            "0", "1", "more robust civil society", "calendar year"),
-    "vdem_v12_v2csreprss": ("CSO repression", "V-Dem Institute", "v12", "score",
-                            "", "", "less repression of CSOs", "calendar year"),
-    "vdem_v12_v2cseeorgs": ("CSO entry and exit", "V-Dem Institute", "v12", "score",
-                            "", "", "less state control of CSO entry and exit",
-                            "calendar year"),
-    "vdem_v12_v2x_frassoc_thick": ("Freedom of association (thick)", "V-Dem Institute", "v12",
-                                   "score", "0", "1", "more freedom of association",
-                                   "calendar year"),
-    "fh_fiw_E": ("FIW E: associational and organizational rights", "Freedom House", "FIW 2013-2024",
-                 "score", "0", "12", "more free", "edition year"),
-    "fh_fiw_E1": ("FIW E1: freedom of assembly", "Freedom House", "FIW 2013-2024", "score",
-                  "0", "4", "more free", "edition year"),
-    "fh_fiw_E2": ("FIW E2: freedom for NGOs", "Freedom House", "FIW 2013-2024", "score",
-                  "0", "4", "more free", "edition year"),
-    "fh_fiw_E3": ("FIW E3: trade unions and professional organisations", "Freedom House",
-                  "FIW 2013-2024", "score", "0", "4", "more free", "edition year"),
-    "fh_fiw_CL": ("FIW civil liberties score", "Freedom House", "FIW 2013-2024", "score",
-                  "0", "60", "more free", "edition year"),
-    "fh_fiw_Total": ("FIW total score", "Freedom House", "FIW 2013-2024", "score",
-                     "0", "100", "more free", "edition year"),
-    "fh_fiw_Status": ("FIW status", "Freedom House", "FIW 2013-2024", "rating",
-                      "", "", "F = Free, PF = Partly Free, NF = Not Free", "edition year"),
-    "fh_pr_rating": ("Political rights rating", "Freedom House", "FIW 1973-2024", "score",
-                     "1", "7", "less free (1 = most free)", "year under review"),
-    "fh_cl_rating": ("Civil liberties rating", "Freedom House", "FIW 1973-2024", "score",
-                     "1", "7", "less free (1 = most free)", "year under review"),
-    "fh_status": ("Freedom status", "Freedom House", "FIW 1973-2024", "rating",
-                  "", "", "F = Free, PF = Partly Free, NF = Not Free", "year under review"),
-    "civicus_monitor_rating": ("CIVICUS Monitor civic space rating", "CIVICUS", "2021-2022",
-                               "rating", "", "",
-                               "open > narrowed > obstructed > repressed > closed",
-                               "calendar year"),
+    "vdem_v14_v2xcs_ccsi": (
+        "Core Civil Society Index",
+        "V-Dem Institute",
+        "v14",
+        "score",
+        "0",
+        "1",
+        "more robust civil society",
+        "calendar year",
+    ),
+    "vdem_v12_v2xcs_ccsi": (
+        "Core Civil Society Index",
+        "V-Dem Institute",
+        "v12",
+        "score",
+        "0",
+        "1",
+        "more robust civil society",
+        "calendar year",
+    ),
+    "vdem_v12_v2csreprss": (
+        "CSO repression",
+        "V-Dem Institute",
+        "v12",
+        "score",
+        "",
+        "",
+        "less repression of CSOs",
+        "calendar year",
+    ),
+    "vdem_v12_v2cseeorgs": (
+        "CSO entry and exit",
+        "V-Dem Institute",
+        "v12",
+        "score",
+        "",
+        "",
+        "less state control of CSO entry and exit",
+        "calendar year",
+    ),
+    "vdem_v12_v2x_frassoc_thick": (
+        "Freedom of association (thick)",
+        "V-Dem Institute",
+        "v12",
+        "score",
+        "0",
+        "1",
+        "more freedom of association",
+        "calendar year",
+    ),
+    "fh_fiw_E": (
+        "FIW E: associational and organizational rights",
+        "Freedom House",
+        "FIW 2013-2024",
+        "score",
+        "0",
+        "12",
+        "more free",
+        "edition year",
+    ),
+    "fh_fiw_E1": (
+        "FIW E1: freedom of assembly",
+        "Freedom House",
+        "FIW 2013-2024",
+        "score",
+        "0",
+        "4",
+        "more free",
+        "edition year",
+    ),
+    "fh_fiw_E2": (
+        "FIW E2: freedom for NGOs",
+        "Freedom House",
+        "FIW 2013-2024",
+        "score",
+        "0",
+        "4",
+        "more free",
+        "edition year",
+    ),
+    "fh_fiw_E3": (
+        "FIW E3: trade unions and professional organisations",
+        "Freedom House",
+        "FIW 2013-2024",
+        "score",
+        "0",
+        "4",
+        "more free",
+        "edition year",
+    ),
+    "fh_fiw_CL": (
+        "FIW civil liberties score",
+        "Freedom House",
+        "FIW 2013-2024",
+        "score",
+        "0",
+        "60",
+        "more free",
+        "edition year",
+    ),
+    "fh_fiw_Total": (
+        "FIW total score",
+        "Freedom House",
+        "FIW 2013-2024",
+        "score",
+        "0",
+        "100",
+        "more free",
+        "edition year",
+    ),
+    "fh_fiw_Status": (
+        "FIW status",
+        "Freedom House",
+        "FIW 2013-2024",
+        "rating",
+        "",
+        "",
+        "F = Free, PF = Partly Free, NF = Not Free",
+        "edition year",
+    ),
+    "fh_pr_rating": (
+        "Political rights rating",
+        "Freedom House",
+        "FIW 1973-2024",
+        "score",
+        "1",
+        "7",
+        "less free (1 = most free)",
+        "year under review",
+    ),
+    "fh_cl_rating": (
+        "Civil liberties rating",
+        "Freedom House",
+        "FIW 1973-2024",
+        "score",
+        "1",
+        "7",
+        "less free (1 = most free)",
+        "year under review",
+    ),
+    "fh_status": (
+        "Freedom status",
+        "Freedom House",
+        "FIW 1973-2024",
+        "rating",
+        "",
+        "",
+        "F = Free, PF = Partly Free, NF = Not Free",
+        "year under review",
+    ),
+    "civicus_monitor_rating": (
+        "CIVICUS Monitor civic space rating",
+        "CIVICUS",
+        "2021-2022",
+        "rating",
+        "",
+        "",
+        "open > narrowed > obstructed > repressed > closed",
+        "calendar year",
+    ),
 }
 
 # ----------------------------------------------------- articles (claims file)
@@ -153,8 +277,11 @@ def year_month_day(text: str) -> tuple[str, str, str]:
     m = re.fullmatch(r"(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?", text.strip())
     if not m:
         raise ValueError(f"not an ISO date or partial date: {text!r}")
-    return m.group(1), str(int(m.group(2))) if m.group(2) else "", \
-        str(int(m.group(3))) if m.group(3) else ""
+    return (
+        m.group(1),
+        str(int(m.group(2))) if m.group(2) else "",
+        str(int(m.group(3))) if m.group(3) else "",
+    )
 
 
 def ngo_counts(d: Path) -> list[dict]:
@@ -168,9 +295,18 @@ def ngo_counts(d: Path) -> list[dict]:
             if (r[status] != "") != (status in statuses):
                 raise SystemExit(f"ngo_counts.csv {src} {year}: coding of {status} out of date")
             if r[status]:
-                out.append({"year": year, "as_of": r["as_of_date"], "series": series,
-                            "status": status, "count": r[status], "bound": statuses[status],
-                            "source_id": f"ngo_{src}", "note": r["measure_note"]})
+                out.append(
+                    {
+                        "year": year,
+                        "as_of": r["as_of_date"],
+                        "series": series,
+                        "status": status,
+                        "count": r[status],
+                        "bound": statuses[status],
+                        "source_id": f"ngo_{src}",
+                        "note": r["measure_note"],
+                    }
+                )
     return out
 
 
@@ -178,8 +314,14 @@ def activity_areas(d: Path) -> list[dict]:
     out = []
     for year in (2023, 2025):
         for r in read(d, f"ngo_activity_areas_{year}.csv"):
-            out.append({"classification": year, "area": r["area"], "share_pct": r["share_pct"],
-                        "source_id": f"ngo_{r['source_id']}"})
+            out.append(
+                {
+                    "classification": year,
+                    "area": r["area"],
+                    "share_pct": r["share_pct"],
+                    "source_id": f"ngo_{r['source_id']}",
+                }
+            )
     return out
 
 
@@ -188,15 +330,27 @@ def state_funding(d: Path) -> list[dict]:
     if len(rows) != len(FUNDING_ROWS):
         raise SystemExit("ngo_state_funding.csv changed: update FUNDING_ROWS")
     out = []
-    for r, (fid, y0, y1, kind, bound, cur, scope, part_of) in zip(rows, FUNDING_ROWS,
-                                                                  strict=True):
+    for r, (fid, y0, y1, kind, bound, cur, scope, part_of) in zip(rows, FUNDING_ROWS, strict=True):
         amount = r["amount_kzt"] if cur == "KZT" else F11_USD
         if cur == "USD":
             assert r["amount_kzt"] == "" and "$36.3 million" in r["note"], r
-        out.append({"funding_id": fid, "period": r["year"], "year_start": y0, "year_end": y1,
-                    "kind": kind, "amount": amount, "currency": cur, "bound": bound,
-                    "scope": scope, "part_of": part_of, "programme": r["programme"],
-                    "source_id": f"ngo_{r['source_id']}", "note": r["note"]})
+        out.append(
+            {
+                "funding_id": fid,
+                "period": r["year"],
+                "year_start": y0,
+                "year_end": y1,
+                "kind": kind,
+                "amount": amount,
+                "currency": cur,
+                "bound": bound,
+                "scope": scope,
+                "part_of": part_of,
+                "programme": r["programme"],
+                "source_id": f"ngo_{r['source_id']}",
+                "note": r["note"],
+            }
+        )
     return out
 
 
@@ -209,10 +363,21 @@ def civic_space(d: Path) -> tuple[list[dict], list[dict], list[dict]]:
     for iid, (name, pub, vint, kind, lo, hi, higher, basis) in INDICES.items():
         (s,) = src[iid]
         scale = next(r["scale"] for r in rows if r["index"] == iid)
-        indices.append({"index_id": iid, "name": name, "publisher": pub, "vintage": vint,
-                        "kind": kind, "scale_as_published": scale, "scale_min": lo,
-                        "scale_max": hi, "higher_means": higher, "year_basis": basis,
-                        "source_id": f"ngo_{s}"})
+        indices.append(
+            {
+                "index_id": iid,
+                "name": name,
+                "publisher": pub,
+                "vintage": vint,
+                "kind": kind,
+                "scale_as_published": scale,
+                "scale_min": lo,
+                "scale_max": hi,
+                "higher_means": higher,
+                "year_basis": basis,
+                "source_id": f"ngo_{s}",
+            }
+        )
     scores, ratings = [], []
     for r in rows:
         base = {"index_id": r["index"], "year": r["year"]}
@@ -225,8 +390,10 @@ def civic_space(d: Path) -> tuple[list[dict], list[dict], list[dict]]:
 
 
 def population(d: Path) -> list[dict]:
-    return [{"year": r["year"], "population": r["population"],
-             "source_id": f"ngo_{r['source_id']}"} for r in read(d, "population.csv")]
+    return [
+        {"year": r["year"], "population": r["population"], "source_id": f"ngo_{r['source_id']}"}
+        for r in read(d, "population.csv")
+    ]
 
 
 def elections(d: Path) -> list[dict]:
@@ -236,23 +403,45 @@ def elections(d: Path) -> list[dict]:
         coverage = "whole chamber"
         if r["chamber"] == "Senate" and r["election_date"] == "2023-01-14":
             coverage = "seats elected in this renewal"
-        out.append({"chamber": r["chamber"], "election_date": r["election_date"],
-                    "year": y, "month": m, "day": day, "total_seats": r["total_seats"],
-                    "women_seats": r["women_seats"], "women_pct": r["women_pct"],
-                    "coverage": coverage, "source_id": r["source_id"], "note": r["note"]})
+        out.append(
+            {
+                "chamber": r["chamber"],
+                "election_date": r["election_date"],
+                "year": y,
+                "month": m,
+                "day": day,
+                "total_seats": r["total_seats"],
+                "women_seats": r["women_seats"],
+                "women_pct": r["women_pct"],
+                "coverage": coverage,
+                "source_id": r["source_id"],
+                "note": r["note"],
+            }
+        )
     return out
 
 
 def annual(d: Path) -> list[dict]:
     out = []
     for r in read(d, "women_parliament_annual.csv"):
-        vintage = {"wdi_2026oct": "2026-10-08", "wdi_2021mar": "2021-03-19",
-                   "ipu_wmn_monthly": "2023-01-08"}.get(r["source_id"])
+        vintage = {
+            "wdi_2026oct": "2026-10-08",
+            "wdi_2021mar": "2021-03-19",
+            "ipu_wmn_monthly": "2023-01-08",
+        }.get(r["source_id"])
         if vintage is None:  # kazstat: two file versions, named in the note
             vintage = re.search(r"file version (\d{4}-\d{2}-\d{2})", r["note"]).group(1)
-        out.append({"iso3": r["iso3"], "country": r["country"], "year": r["year"],
-                    "women_pct": r["women_pct"], "source_id": r["source_id"],
-                    "vintage": vintage, "note": r["note"]})
+        out.append(
+            {
+                "iso3": r["iso3"],
+                "country": r["country"],
+                "year": r["year"],
+                "women_pct": r["women_pct"],
+                "source_id": r["source_id"],
+                "vintage": vintage,
+                "note": r["note"],
+            }
+        )
     return out
 
 
@@ -260,20 +449,36 @@ def policy_events(d: Path) -> list[dict]:
     out = []
     for i, r in enumerate(read(d, "policy_events.csv"), start=1):
         y, m, day = year_month_day(r["date"])
-        out.append({"event_id": f"E{i:02d}", "date": r["date"], "year": y, "month": m,
-                    "day": day, "country": r["country"], "event": r["event"],
-                    "source_ids": ids(r["source_id"], "")})
+        out.append(
+            {
+                "event_id": f"E{i:02d}",
+                "date": r["date"],
+                "year": y,
+                "month": m,
+                "day": day,
+                "country": r["country"],
+                "event": r["event"],
+                "source_ids": ids(r["source_id"], ""),
+            }
+        )
     return out
 
 
 def surveys(d: Path) -> list[dict]:
     out = []
     for r in read(d, "surveys.csv"):
-        out.append({"survey_id": r["survey_id"], "title": r["title"],
-                    "fieldwork": r["fieldwork_dates"], "n": r["n"],
-                    "n_is_lower_bound": "true" if r["survey_id"] == "NVN_2025" else "false",
-                    "population": r["population"], "sampling": r["sampling"],
-                    "source_ids": ids(r["source_id"], "survey_")})
+        out.append(
+            {
+                "survey_id": r["survey_id"],
+                "title": r["title"],
+                "fieldwork": r["fieldwork_dates"],
+                "n": r["n"],
+                "n_is_lower_bound": "true" if r["survey_id"] == "NVN_2025" else "false",
+                "population": r["population"],
+                "sampling": r["sampling"],
+                "source_ids": ids(r["source_id"], "survey_"),
+            }
+        )
     return out
 
 
@@ -281,10 +486,20 @@ def survey_results(d: Path) -> list[dict]:
     out = []
     for r in read(d, "survey_results.csv"):
         assert r["count"] == "", "the dossier has no counts; a count column would be empty"
-        out.append({"survey_id": r["survey_id"], "year": r["year"], "country": r["country"],
-                    "question_id": r["question_id"], "question_text": r["question_text"],
-                    "response": r["response"], "percent": r["percent"], "n": r["n"],
-                    "source_id": f"survey_{r['source_id']}", "note": r["note"]})
+        out.append(
+            {
+                "survey_id": r["survey_id"],
+                "year": r["year"],
+                "country": r["country"],
+                "question_id": r["question_id"],
+                "question_text": r["question_text"],
+                "response": r["response"],
+                "percent": r["percent"],
+                "n": r["n"],
+                "source_id": f"survey_{r['source_id']}",
+                "note": r["note"],
+            }
+        )
     return out
 
 
@@ -296,10 +511,18 @@ def claims(d: Path) -> list[dict]:
         else:
             sid = next(v for k, v in ARTICLE_IDS if k.lower() in r["article"].lower())
         last = sid
-        out.append({"claim_id": r["claim_id"], "article_source_id": sid,
-                    "claim_as_stated": r["claim_as_stated"], "quantity": r["quantity"],
-                    "claimed_value": r["claimed_value"], "unit": r["unit"],
-                    "refers_to": r["refers_to"], "how_to_check": r["how_to_check"]})
+        out.append(
+            {
+                "claim_id": r["claim_id"],
+                "article_source_id": sid,
+                "claim_as_stated": r["claim_as_stated"],
+                "quantity": r["quantity"],
+                "claimed_value": r["claimed_value"],
+                "unit": r["unit"],
+                "refers_to": r["refers_to"],
+                "how_to_check": r["how_to_check"],
+            }
+        )
     return out
 
 
@@ -342,8 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="allow writing into data/raw/")
     a = ap.parse_args(argv)
     if a.out.resolve() == (ROOT / "data" / "raw").resolve() and not a.force:
-        print("refusing to overwrite data/raw/ without --force (raw data is immutable)",
-              file=sys.stderr)
+        print(
+            "refusing to overwrite data/raw/ without --force (raw data is immutable)",
+            file=sys.stderr,
+        )
         return 2
     a.out.mkdir(parents=True, exist_ok=True)
     for name, text in convert(a.dossier).items():

@@ -34,9 +34,19 @@ def main() -> int:
         req_in = Path(tmp) / "requirements.in"
         req_in.write_text("\n".join(direct_pins()) + "\n")
         cmd = [
-            uv, "pip", "compile", str(req_in), "--generate-hashes",
-            "--python-version", "3.11", "--python-platform", "x86_64-unknown-linux-gnu",
-            "--no-header", "--no-annotate", "--output-file", str(ROOT / "requirements.lock"),
+            uv,
+            "pip",
+            "compile",
+            str(req_in),
+            "--generate-hashes",
+            "--python-version",
+            "3.11",
+            "--python-platform",
+            "x86_64-unknown-linux-gnu",
+            "--no-header",
+            "--no-annotate",
+            "--output-file",
+            str(ROOT / "requirements.lock"),
         ]
         return subprocess.call(cmd)
 

@@ -44,8 +44,15 @@ _DTYPES = {"integer": "Int64", "number": "float64", "string": "string", "boolean
 class DataValidationError(ValueError):
     """Bad raw input. The message names file, row, column and rule."""
 
-    def __init__(self, file: str, rule: str, row: int | None = None,
-                 column: str | None = None, value: Any = None, more: int = 0):
+    def __init__(
+        self,
+        file: str,
+        rule: str,
+        row: int | None = None,
+        column: str | None = None,
+        value: Any = None,
+        more: int = 0,
+    ):
         self.file, self.rule, self.row, self.column, self.value = file, rule, row, column, value
         where = [file]
         if row is not None:
@@ -71,8 +78,9 @@ def _package_cached(path: str, mtime_ns: int) -> dict:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise DataValidationError(paths.rel(Path(path)), f"valid JSON ({e.msg})",
-                                  row=e.lineno) from None
+        raise DataValidationError(
+            paths.rel(Path(path)), f"valid JSON ({e.msg})", row=e.lineno
+        ) from None
 
 
 def package(path: Path = paths.DATAPACKAGE) -> dict:
@@ -117,8 +125,10 @@ def verify_checksum(res: dict, base: Path) -> Path:
     got = sha256(path)
     if got != expected:
         raise DataValidationError(
-            name, f"sha256 matches datapackage.json (expected {expected[:12]}…, got {got[:12]}…);"
-            " raw data is immutable: if the change is deliberate, run `make checksums`")
+            name,
+            f"sha256 matches datapackage.json (expected {expected[:12]}…, got {got[:12]}…);"
+            " raw data is immutable: if the change is deliberate, run `make checksums`",
+        )
     return path
 
 
@@ -161,8 +171,13 @@ def _checks(field: dict, refs: dict[str, set[str]]) -> list:
             fn: Callable = lambda s: s.map(lambda v: all(p in ids for p in v.split(";")))  # noqa: E731
         else:
             fn = lambda s: s.isin(ids)  # noqa: E731
-        out.append(pa.Check(fn, element_wise=False,
-                            error="source id resolves to an entry of datapackage.json sources"))
+        out.append(
+            pa.Check(
+                fn,
+                element_wise=False,
+                error="source id resolves to an entry of datapackage.json sources",
+            )
+        )
     for key in (f"fk:{field['name']}",):
         if key in refs:
             allowed = refs[key]
@@ -179,12 +194,23 @@ def schema(res: dict, refs: dict) -> Any:
     for field in sch["fields"]:
         c = field.get("constraints", {})
         cols[field["name"]] = pa.Column(
-            _DTYPES[field["type"]], checks=_checks(field, refs), coerce=True,
-            nullable=not c.get("required", False), unique=c.get("unique", False),
-            description=field.get("description"), title=field.get("unit"))
+            _DTYPES[field["type"]],
+            checks=_checks(field, refs),
+            coerce=True,
+            nullable=not c.get("required", False),
+            unique=c.get("unique", False),
+            description=field.get("description"),
+            title=field.get("unit"),
+        )
     pk = sch.get("primaryKey") or None
-    return pa.DataFrameSchema(cols, unique=pk, strict=True, ordered=True,
-                              report_duplicates="exclude_first", name=res["name"])
+    return pa.DataFrameSchema(
+        cols,
+        unique=pk,
+        strict=True,
+        ordered=True,
+        report_duplicates="exclude_first",
+        name=res["name"],
+    )
 
 
 # ------------------------------------------------------------------ loading
@@ -193,8 +219,7 @@ def _read_csv(path: Path, res: dict) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataValidationError(name, "file is not empty (needs a header and rows)")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                         encoding="utf-8")
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
     except pd.errors.EmptyDataError:
         raise DataValidationError(name, "file is not empty (needs a header and rows)") from None
     except pd.errors.ParserError as e:
@@ -206,15 +231,18 @@ def _read_csv(path: Path, res: dict) -> pd.DataFrame:
     for field in res["schema"]["fields"]:
         if field["type"] == "boolean" and field["name"] in df:
             df[field["name"]] = df[field["name"]].map(
-                lambda v: {"true": True, "false": False}.get(v, v), na_action="ignore")
+                lambda v: {"true": True, "false": False}.get(v, v), na_action="ignore"
+            )
     return df
 
 
 def _first_failure(name: str, err: Any) -> DataValidationError:
     """One message from pandera's failure cases: the earliest row, then column order."""
     fc = err.failure_cases.copy()
-    structural = fc[fc["index"].isna() & fc["check"].isin(
-        ["column_in_dataframe", "column_in_schema", "column_ordered"])]
+    structural = fc[
+        fc["index"].isna()
+        & fc["check"].isin(["column_in_dataframe", "column_in_schema", "column_ordered"])
+    ]
     if not structural.empty:
         r = structural.iloc[0]
         col = r["failure_case"]
@@ -233,12 +261,19 @@ def _first_failure(name: str, err: Any) -> DataValidationError:
     column = r["column"] if isinstance(r["column"], str) else None
     if r["check"] == "multiple_fields_uniqueness":
         column = "+".join(err.schema.unique) if getattr(err, "schema", None) else column
-    return DataValidationError(name, _rule_text(str(r["check"])), row=int(r["index"]) + 1,
-                               column=column, value=r["failure_case"], more=more)
+    return DataValidationError(
+        name,
+        _rule_text(str(r["check"])),
+        row=int(r["index"]) + 1,
+        column=column,
+        value=r["failure_case"],
+        more=more,
+    )
 
 
-def load(name: str, base: Path | None = None, pkg: dict | None = None,
-         _loaded: dict | None = None) -> pd.DataFrame:
+def load(
+    name: str, base: Path | None = None, pkg: dict | None = None, _loaded: dict | None = None
+) -> pd.DataFrame:
     """Load one raw table: checksum, schema validation, typed frame.
 
     `base` is the folder holding datapackage.json and the CSVs (default data/raw).
@@ -275,9 +310,13 @@ def load_all(base: Path | None = None) -> dict[str, pd.DataFrame]:
             loaded[res["name"]] = load(res["name"], base, pkg, loaded)
     unused = source_ids(pkg) - _used_source_ids(pkg, loaded)
     if unused:
-        raise DataValidationError(paths.rel(base / "datapackage.json"),
-                                  "every entry of sources is used by some table",
-                                  column="sources", value=sorted(unused)[0], more=len(unused) - 1)
+        raise DataValidationError(
+            paths.rel(base / "datapackage.json"),
+            "every entry of sources is used by some table",
+            column="sources",
+            value=sorted(unused)[0],
+            more=len(unused) - 1,
+        )
     return {r["name"]: loaded[r["name"]] for r in pkg["resources"]}
 
 
@@ -310,10 +349,14 @@ def update_checksums(base: Path = paths.RAW) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.data",
-                                 description="Validate the raw data package.")
-    ap.add_argument("--update-checksums", action="store_true",
-                    help="deliberately record new sha256 sums of changed raw files")
+    ap = argparse.ArgumentParser(
+        prog="python -m analysis.data", description="Validate the raw data package."
+    )
+    ap.add_argument(
+        "--update-checksums",
+        action="store_true",
+        help="deliberately record new sha256 sums of changed raw files",
+    )
     a = ap.parse_args(argv)
     if a.update_checksums:
         changed = update_checksums()

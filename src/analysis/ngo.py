@@ -38,26 +38,29 @@ def active_share(counts: pd.DataFrame, series: str = "ministry_register") -> pd.
     (a ratio of bounds is not a bound of the ratio).
     """
     sub = counts[counts["series"] == series]
-    wide = sub.pivot_table(index=["year", "source_id"], columns="status", values="count",
-                           aggfunc="first")
-    bounds = sub.pivot_table(index=["year", "source_id"], columns="status", values="bound",
-                             aggfunc="first")
+    wide = sub.pivot_table(
+        index=["year", "source_id"], columns="status", values="count", aggfunc="first"
+    )
+    bounds = sub.pivot_table(
+        index=["year", "source_id"], columns="status", values="bound", aggfunc="first"
+    )
     both = wide.dropna(subset=["registered", "active"]).copy()
     both["active_share"] = both["active"].astype(float) / both["registered"].astype(float)
     both["indicative"] = (bounds.loc[both.index, ["registered", "active"]] != "point").any(axis=1)
-    return both.reset_index()[["year", "source_id", "registered", "active", "active_share",
-                               "indicative"]]
+    return both.reset_index()[
+        ["year", "source_id", "registered", "active", "active_share", "indicative"]
+    ]
 
 
 @dataclass(frozen=True)
 class Growth:
-    rate: float          # annual growth rate (fraction per year)
+    rate: float  # annual growth rate (fraction per year)
     low: float
     high: float
-    n: int               # observations (years)
+    n: int  # observations (years)
     first_year: int
     last_year: int
-    slope: float         # log-points per year
+    slope: float  # log-points per year
 
 
 def loglinear_growth(years, values, confidence: float = 0.95) -> Growth:
@@ -71,8 +74,15 @@ def loglinear_growth(years, values, confidence: float = 0.95) -> Growth:
     fit = sm.OLS(y, sm.add_constant(x - x.min())).fit()
     lo, hi = fit.conf_int(alpha=1 - confidence)[1]
     b = fit.params[1]
-    return Growth(rate=math.expm1(b), low=math.expm1(lo), high=math.expm1(hi), n=len(x),
-                  first_year=int(x.min()), last_year=int(x.max()), slope=float(b))
+    return Growth(
+        rate=math.expm1(b),
+        low=math.expm1(lo),
+        high=math.expm1(hi),
+        n=len(x),
+        first_year=int(x.min()),
+        last_year=int(x.max()),
+        slope=float(b),
+    )
 
 
 def fold_change(start: float, end: float) -> float:
@@ -84,8 +94,11 @@ def fold_change(start: float, end: float) -> float:
 def areas_summary(areas: pd.DataFrame) -> pd.DataFrame:
     """Total of the published shares per classification (a total below 100 means
     categories are missing from the source, not an error of ours)."""
-    return (areas.groupby("classification", as_index=False)["share_pct"].sum()
-            .rename(columns={"share_pct": "total_pct"}))
+    return (
+        areas.groupby("classification", as_index=False)["share_pct"]
+        .sum()
+        .rename(columns={"share_pct": "total_pct"})
+    )
 
 
 # ---------------------------------------------------------------- civic space
@@ -105,16 +118,21 @@ def linear_trend(years, values, confidence: float = 0.95) -> Trend:
     x = np.asarray(years, dtype=float)
     fit = sm.OLS(np.asarray(values, dtype=float), sm.add_constant(x - x.min())).fit()
     lo, hi = fit.conf_int(alpha=1 - confidence)[1]
-    return Trend(slope_per_decade=10 * fit.params[1], low=10 * lo, high=10 * hi,
-                 p_value=float(fit.pvalues[1]), n=len(x))
+    return Trend(
+        slope_per_decade=10 * fit.params[1],
+        low=10 * lo,
+        high=10 * hi,
+        p_value=float(fit.pvalues[1]),
+        n=len(x),
+    )
 
 
 @dataclass(frozen=True)
 class Break:
-    year: int            # first year of the new regime
-    sup_f: float         # F statistic of the best split (not a standard F test)
+    year: int  # first year of the new regime
+    sup_f: float  # F statistic of the best split (not a standard F test)
     level_before: float  # fitted value the year before the break
-    level_after: float   # fitted value at the break year
+    level_after: float  # fitted value at the break year
     slope_before: float  # points per year
     slope_after: float
     cusum_stat: float
@@ -138,7 +156,7 @@ def best_break(years, values, min_segment: int = 4) -> Break:
     n = len(x)
     base = sm.OLS(y, sm.add_constant(x)).fit()
     best = None
-    for b in x[min_segment:n - min_segment + 1]:
+    for b in x[min_segment : n - min_segment + 1]:
         d = (x >= b).astype(float)
         X = np.column_stack([np.ones(n), x, d, d * (x - b)])
         fit = sm.OLS(y, X).fit()
@@ -150,9 +168,16 @@ def best_break(years, values, min_segment: int = 4) -> Break:
     sup_f = ((base.ssr - fit.ssr) / 2) / (fit.ssr / (n - 4)) if fit.ssr > 0 else math.inf
     c0, c1, c2, c3 = fit.params
     stat, p, _ = breaks_cusumolsresid(base.resid, ddof=2)
-    return Break(year=int(b), sup_f=float(sup_f), level_before=float(c0 + c1 * (b - 1)),
-                 level_after=float(c0 + c1 * b + c2), slope_before=float(c1),
-                 slope_after=float(c1 + c3), cusum_stat=float(stat), cusum_p=float(p))
+    return Break(
+        year=int(b),
+        sup_f=float(sup_f),
+        level_before=float(c0 + c1 * (b - 1)),
+        level_after=float(c0 + c1 * b + c2),
+        slope_before=float(c1),
+        slope_after=float(c1 + c3),
+        cusum_stat=float(stat),
+        cusum_p=float(p),
+    )
 
 
 @dataclass(frozen=True)
@@ -171,5 +196,9 @@ def association(counts_by_year: pd.DataFrame, index_by_year: pd.DataFrame) -> As
     if len(m) < 3:
         raise ValueError("fewer than 3 common years")
     res = spearmanr(m["count"].astype(float), m["value"].astype(float))
-    return Association(rho=float(res.statistic), p_value=float(res.pvalue), n=len(m),
-                       years=tuple(int(y) for y in m["year"]))
+    return Association(
+        rho=float(res.statistic),
+        p_value=float(res.pvalue),
+        n=len(m),
+        years=tuple(int(y) for y in m["year"]),
+    )

@@ -51,8 +51,9 @@ class DataParams(_Strict):
 
 
 class NgoParams(_Strict):
-    growth_series: Literal["ministry_register", "moj_noncommercial", "bns_statistical",
-                           "early_secondary"]
+    growth_series: Literal[
+        "ministry_register", "moj_noncommercial", "bns_statistical", "early_secondary"
+    ]
     growth_status: Literal["registered", "active"]
     reference_year: int = Field(ge=1990, le=2030)
     civic_index: str
@@ -79,12 +80,19 @@ class SurveyParams(_Strict):
     caf_items: list[str]
 
 
+class ClaimsParams(_Strict):
+    annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
+    preferred_sources: list[str]
+    mazhilis_2023_women: Literal[18, 19]
+
+
 class Params(_Strict):
     shared: SharedParams
     data: DataParams
     ngo: NgoParams
     parliament: ParliamentParams
     survey: SurveyParams
+    claims: ClaimsParams
 
 
 SECTIONS = [name for name in Params.model_fields if name != "shared"]
@@ -126,8 +134,10 @@ def section_name(notebook: str | Path) -> str:
     stem = Path(notebook).stem
     m = re.fullmatch(r"\d+_(.+)", stem)
     if not m or m.group(1) not in SECTIONS:
-        raise ParamsError(f"{notebook}: no params section for this notebook "
-                          f"(expected NN_<section>.ipynb with section in {SECTIONS})")
+        raise ParamsError(
+            f"{notebook}: no params section for this notebook "
+            f"(expected NN_<section>.ipynb with section in {SECTIONS})"
+        )
     return m.group(1)
 
 
@@ -135,8 +145,10 @@ def section(params: Params, name: str) -> dict[str, Any]:
     """The flat dict a notebook receives: shared keys, then its own section."""
     if name not in SECTIONS:
         raise ParamsError(f"unknown params section {name!r} (known: {SECTIONS})")
-    return {**params.shared.model_dump(mode="json"),
-            **getattr(params, name).model_dump(mode="json")}
+    return {
+        **params.shared.model_dump(mode="json"),
+        **getattr(params, name).model_dump(mode="json"),
+    }
 
 
 def load_section(name: str, path: Path | str | None = None) -> dict[str, Any]:

@@ -26,8 +26,9 @@ def _date(row) -> dt.date:
     return dt.date(y, int(m), int(d))
 
 
-def pick_elections(elections: pd.DataFrame, preferred_sources: list[str],
-                   women_2023: int) -> pd.DataFrame:
+def pick_elections(
+    elections: pd.DataFrame, preferred_sources: list[str], women_2023: int
+) -> pd.DataFrame:
     """One row per chamber and election.
 
     Where sources disagree, the Mazhilis 2023 row is chosen by its number of
@@ -75,30 +76,49 @@ def both_chambers(picked: pd.DataFrame) -> pd.DataFrame:
     for _, m in picked[picked["chamber"].isin(LOWER)].iterrows():
         before = senate[senate["date"] <= m["date"]]
         whole = before[before["coverage"] == "whole chamber"]
-        row = {"election_date": m["election_date"], "year": m["year"], "chamber": m["chamber"],
-               "lower_women": m["women_seats"], "lower_seats": m["total_seats"]}
+        row = {
+            "election_date": m["election_date"],
+            "year": m["year"],
+            "chamber": m["chamber"],
+            "lower_women": m["women_seats"],
+            "lower_seats": m["total_seats"],
+        }
         if m["chamber"] != "Mazhilis" or whole.empty:
-            row.update(senate_women=np.nan, senate_seats=np.nan, both_pct=np.nan,
-                       senate_note="no Senate at that date" if m["chamber"] != "Mazhilis"
-                       else "no Senate composition on record")
-        elif (before["coverage"] != "whole chamber").any() and \
-                before.iloc[-1]["coverage"] != "whole chamber":
-            row.update(senate_women=np.nan, senate_seats=np.nan, both_pct=np.nan,
-                       senate_note=f"Senate composition after the {before.iloc[-1]['election_date']}"
-                                   " partial renewal not found")
+            row.update(
+                senate_women=np.nan,
+                senate_seats=np.nan,
+                both_pct=np.nan,
+                senate_note="no Senate at that date"
+                if m["chamber"] != "Mazhilis"
+                else "no Senate composition on record",
+            )
+        elif (before["coverage"] != "whole chamber").any() and before.iloc[-1][
+            "coverage"
+        ] != "whole chamber":
+            row.update(
+                senate_women=np.nan,
+                senate_seats=np.nan,
+                both_pct=np.nan,
+                senate_note=f"Senate composition after the {before.iloc[-1]['election_date']}"
+                " partial renewal not found",
+            )
         else:
             s = whole.iloc[-1]
-            row.update(senate_women=s["women_seats"], senate_seats=s["total_seats"],
-                       both_pct=100 * (m["women_seats"] + s["women_seats"])
-                       / (m["total_seats"] + s["total_seats"]),
-                       senate_note=f"Senate as of {s['election_date']} ({s['source_id']})")
+            row.update(
+                senate_women=s["women_seats"],
+                senate_seats=s["total_seats"],
+                both_pct=100
+                * (m["women_seats"] + s["women_seats"])
+                / (m["total_seats"] + s["total_seats"]),
+                senate_note=f"Senate as of {s['election_date']} ({s['source_id']})",
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)
 class BinomialFit:
-    table: pd.DataFrame   # term, odds_ratio, low, high, p_value
+    table: pd.DataFrame  # term, odds_ratio, low, high, p_value
     n_elections: int
     deviance: float
     df_resid: int
@@ -121,19 +141,29 @@ def binomial_model(picked: pd.DataFrame, confidence: float = 0.95) -> BinomialFi
     men = df["total_seats"].astype(float).to_numpy() - women
     fit = sm.GLM(np.column_stack([women, men]), X, family=sm.families.Binomial()).fit()
     ci = fit.conf_int(alpha=1 - confidence)
-    tab = pd.DataFrame({"term": X.columns, "odds_ratio": np.exp(fit.params.values),
-                        "low": np.exp(ci[0].values), "high": np.exp(ci[1].values),
-                        "p_value": fit.pvalues.values})
-    return BinomialFit(table=tab[tab["term"] != "const"].reset_index(drop=True),
-                       n_elections=len(df), deviance=float(fit.deviance),
-                       df_resid=int(fit.df_resid))
+    tab = pd.DataFrame(
+        {
+            "term": X.columns,
+            "odds_ratio": np.exp(fit.params.values),
+            "low": np.exp(ci[0].values),
+            "high": np.exp(ci[1].values),
+            "p_value": fit.pvalues.values,
+        }
+    )
+    return BinomialFit(
+        table=tab[tab["term"] != "const"].reset_index(drop=True),
+        n_elections=len(df),
+        deviance=float(fit.deviance),
+        df_resid=int(fit.df_resid),
+    )
 
 
 def annual_panel(annual: pd.DataFrame, series: str, countries: list[str]) -> pd.DataFrame:
     """Wide table year x country of one series."""
     sub = annual[(annual["source_id"] == series) & (annual["iso3"].isin(countries))]
     return sub.pivot(index="year", columns="iso3", values="women_pct")[
-        [c for c in countries if c in set(sub["iso3"])]]
+        [c for c in countries if c in set(sub["iso3"])]
+    ]
 
 
 def vintage_differences(annual: pd.DataFrame, a: str, b: str, tol: float = 1e-9) -> pd.DataFrame:
@@ -141,11 +171,46 @@ def vintage_differences(annual: pd.DataFrame, a: str, b: str, tol: float = 1e-9)
     x = annual[annual["source_id"] == a][["iso3", "year", "women_pct"]]
     y = annual[annual["source_id"] == b][["iso3", "year", "women_pct"]]
     m = x.merge(y, on=["iso3", "year"], suffixes=(f"_{a}", f"_{b}"))
-    diff = (m[f"women_pct_{b}"] - m[f"women_pct_{a}"])
+    diff = m[f"women_pct_{b}"] - m[f"women_pct_{a}"]
     return m[diff.abs() > tol].assign(difference=diff[diff.abs() > tol]).reset_index(drop=True)
 
 
 def gaps(series: pd.Series, target: float, parity: float) -> pd.DataFrame:
     """Percentage points to the target and to parity, by year (negative = above)."""
-    return pd.DataFrame({"women_pct": series, "gap_to_target_pp": target - series,
-                         "gap_to_parity_pp": parity - series})
+    return pd.DataFrame(
+        {
+            "women_pct": series,
+            "gap_to_target_pp": target - series,
+            "gap_to_parity_pp": parity - series,
+        }
+    )
+
+
+def both_chambers_in_year(
+    picked: pd.DataFrame, lower_pct: pd.Series, year: int
+) -> tuple[float, str] | None:
+    """Women's share of both chambers at the end of `year`, or None if unknown.
+
+    Mazhilis: the seats of the latest election on or before the year's end; the
+    women are read from the annual lower-chamber share when it maps to a whole
+    number of seats (this catches by-election changes), else the election count.
+    Senate: the latest whole-chamber Senate row on or before the year's end;
+    unknown if a partial renewal with unknown composition came later.
+    """
+    end = dt.date(year, 12, 31)
+    lower = picked[(picked["chamber"] == "Mazhilis") & (picked["date"] <= end)]
+    senate = picked[(picked["chamber"] == "Senate") & (picked["date"] <= end)]
+    if lower.empty or senate.empty or senate.iloc[-1]["coverage"] != "whole chamber":
+        return None
+    m, s = lower.iloc[-1], senate.iloc[-1]
+    seats, women, how = int(m["total_seats"]), int(m["women_seats"]), "election count"
+    if year in lower_pct.index:
+        k = float(lower_pct.loc[year]) * seats / 100
+        if abs(k - round(k)) < 0.01:
+            women, how = int(round(k)), "annual share x seats"
+    pct = 100 * (women + int(s["women_seats"])) / (seats + int(s["total_seats"]))
+    desc = (
+        f"Mazhilis {women}/{seats} ({how}) + Senate {int(s['women_seats'])}/"
+        f"{int(s['total_seats'])} as of {s['election_date']}"
+    )
+    return pct, desc

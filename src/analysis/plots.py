@@ -30,19 +30,30 @@ BOUND_LABELS = {"point": "as stated", "approximate": "approximate", "lower": "lo
 def apply_theme(params: dict) -> None:
     fig = params["figure"]
     sns.set_theme(context="notebook", style="whitegrid", palette=fig["palette"])
-    matplotlib.rcParams.update({
-        "figure.figsize": (fig["width_in"], fig["height_in"]),
-        "figure.dpi": 100, "savefig.dpi": fig["dpi"],
-        "svg.hashsalt": "kz-civil-society", "svg.fonttype": "none",
-        "axes.titleweight": "bold", "axes.titlesize": 12, "axes.labelsize": 10,
-        "legend.fontsize": 9, "legend.frameon": False,
-        "font.family": "DejaVu Sans",
-    })
+    matplotlib.rcParams.update(
+        {
+            "figure.figsize": (fig["width_in"], fig["height_in"]),
+            "figure.dpi": 100,
+            "savefig.dpi": fig["dpi"],
+            "svg.hashsalt": "kz-civil-society",
+            "svg.fonttype": "none",
+            "axes.titleweight": "bold",
+            "axes.titlesize": 12,
+            "axes.labelsize": 10,
+            "legend.fontsize": 9,
+            "legend.frameon": False,
+            "font.family": "DejaVu Sans",
+        }
+    )
 
 
 def palette(n: int) -> list:
-    return sns.color_palette(matplotlib.rcParams.get("axes.prop_cycle").by_key()["color"][:n]
-                             if n <= 10 else "colorblind", n)
+    return sns.color_palette(
+        matplotlib.rcParams.get("axes.prop_cycle").by_key()["color"][:n]
+        if n <= 10
+        else "colorblind",
+        n,
+    )
 
 
 def new(height_in: float | None = None):
@@ -54,21 +65,37 @@ def new(height_in: float | None = None):
 
 def source_line(fig, source_ids: list[str]) -> None:
     ids = ", ".join(sorted(set(source_ids)))
-    fig.text(0.01, 0.01, f"Sources: {ids}. Full citations in data/raw/datapackage.json.",
-             fontsize=7, color="#555555", ha="left", va="bottom", wrap=True)
+    fig.text(
+        0.01,
+        0.01,
+        f"Sources: {ids}. Full citations in data/raw/datapackage.json.",
+        fontsize=7,
+        color="#555555",
+        ha="left",
+        va="bottom",
+        wrap=True,
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 1))
 
 
 def _bytes(fig, fmt: str) -> bytes:
     buf = io.BytesIO()
-    meta = {"svg": {"Date": None, "Creator": None},
-            "png": {"Software": None}}[fmt]
+    meta = {"svg": {"Date": None, "Creator": None}, "png": {"Software": None}}[fmt]
     fig.savefig(buf, format=fmt, metadata=meta)
     return buf.getvalue()
 
 
-def save(fig, name: str, *, alt: str, caption: str, source_ids: list[str],
-         raw_files: list[str], notebook: str, folder: Path = paths.FIGURES):
+def save(
+    fig,
+    name: str,
+    *,
+    alt: str,
+    caption: str,
+    source_ids: list[str],
+    raw_files: list[str],
+    notebook: str,
+    folder: Path = paths.FIGURES,
+):
     """Save `fig` as name.svg/.png with a JSON sidecar; return an SVG to display."""
     from IPython.display import SVG
 
@@ -77,11 +104,18 @@ def save(fig, name: str, *, alt: str, caption: str, source_ids: list[str],
     svg = _bytes(fig, "svg")
     write_if_changed(folder / f"{name}.svg", svg)
     write_if_changed(folder / f"{name}.png", _bytes(fig, "png"))
-    meta = {"name": name, "alt": alt, "caption": caption, "notebook": notebook,
-            "source_ids": sorted(set(source_ids)),
-            "raw_files": {f"data/raw/{f}": hashes[f] for f in sorted(raw_files)}}
-    write_if_changed(folder / f"{name}.json",
-                     json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    meta = {
+        "name": name,
+        "alt": alt,
+        "caption": caption,
+        "notebook": notebook,
+        "source_ids": sorted(set(source_ids)),
+        "raw_files": {f"data/raw/{f}": hashes[f] for f in sorted(raw_files)},
+    }
+    write_if_changed(
+        folder / f"{name}.json",
+        json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+    )
     plt.close(fig)
     return SVG(svg)
 
@@ -104,12 +138,25 @@ def ngo_counts_figure(counts):
         grp = grp.sort_values("year")
         c = colours[series]
         if series == "ministry_register":
-            ax.plot(grp["year"], grp["count"], color=c, lw=1,
-                    ls="-" if status == "registered" else "--", alpha=0.7)
+            ax.plot(
+                grp["year"],
+                grp["count"],
+                color=c,
+                lw=1,
+                ls="-" if status == "registered" else "--",
+                alpha=0.7,
+            )
         for bound, g in grp.groupby("bound"):
-            ax.scatter(g["year"], g["count"], marker=BOUND_MARKERS[bound], s=38, zorder=3,
-                       color=c if status == "registered" else "white", edgecolor=c,
-                       linewidths=1.3)
+            ax.scatter(
+                g["year"],
+                g["count"],
+                marker=BOUND_MARKERS[bound],
+                s=38,
+                zorder=3,
+                color=c if status == "registered" else "white",
+                edgecolor=c,
+                linewidths=1.3,
+            )
     ax.set_yscale("log")
     ax.set_ylim(50, 400_000)  # room for the legend above the data
     ax.set_xlabel("Year")
@@ -117,13 +164,26 @@ def ngo_counts_figure(counts):
     ax.set_title("NGO counts in Kazakhstan by measure definition")
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=colours[s], marker="o", ls="", label=lab)
-               for s, lab in SERIES_LABELS.items()]
-    handles += [Line2D([], [], color="grey", marker="o", ls="", label="registered (filled)"),
-                Line2D([], [], color="grey", marker="o", ls="", markerfacecolor="white",
-                       label="active / operating (open)")]
-    handles += [Line2D([], [], color="grey", marker=BOUND_MARKERS[b], ls="",
-                       label=BOUND_LABELS[b]) for b in ("point", "approximate", "lower")]
+    handles = [
+        Line2D([], [], color=colours[s], marker="o", ls="", label=lab)
+        for s, lab in SERIES_LABELS.items()
+    ]
+    handles += [
+        Line2D([], [], color="grey", marker="o", ls="", label="registered (filled)"),
+        Line2D(
+            [],
+            [],
+            color="grey",
+            marker="o",
+            ls="",
+            markerfacecolor="white",
+            label="active / operating (open)",
+        ),
+    ]
+    handles += [
+        Line2D([], [], color="grey", marker=BOUND_MARKERS[b], ls="", label=BOUND_LABELS[b])
+        for b in ("point", "approximate", "lower")
+    ]
     ax.legend(handles=handles, loc="upper left", ncol=2, fontsize=7.5)
     source_line(fig, counts["source_id"])
     return fig
@@ -133,14 +193,23 @@ def civic_space_figure(ccsi, brk, fh, fh_label, ccsi_label):
     """V-Dem core civil society index with the fitted break, and a Freedom House score."""
     import numpy as np
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(matplotlib.rcParams["figure.figsize"][0], 3.8),
-                                 gridspec_kw={"width_ratios": [2, 1]})
+    fig, (a1, a2) = plt.subplots(
+        1,
+        2,
+        figsize=(matplotlib.rcParams["figure.figsize"][0], 3.8),
+        gridspec_kw={"width_ratios": [2, 1]},
+    )
     c = palette(3)
     a1.plot(ccsi["year"], ccsi["value"], marker="o", ms=3, color=c[0], label=ccsi_label)
     x0 = np.arange(ccsi["year"].min(), brk.year)
     x1 = np.arange(brk.year, ccsi["year"].max() + 1)
-    a1.plot(x0, brk.level_before + brk.slope_before * (x0 - (brk.year - 1)), color=c[1], lw=2,
-            label=f"fitted segments (break {brk.year})")
+    a1.plot(
+        x0,
+        brk.level_before + brk.slope_before * (x0 - (brk.year - 1)),
+        color=c[1],
+        lw=2,
+        label=f"fitted segments (break {brk.year})",
+    )
     a1.plot(x1, brk.level_after + brk.slope_after * (x1 - brk.year), color=c[1], lw=2)
     a1.set_ylim(0, 1)
     a1.set_xlabel("Year")
@@ -179,35 +248,75 @@ def elections_figure(picked, both, other_2023, regimes, target):
     lower = picked[picked["chamber"] != "Senate"]
     senate = picked[(picked["chamber"] == "Senate") & (picked["coverage"] == "whole chamber")]
     pct = 100 * lower["women_seats"] / lower["total_seats"]
-    ax.plot(lower["year"], pct, marker="o", color=c[0], label="Lower chamber (Mazhilis; 1994 Supreme Soviet)")
-    ax.scatter(senate["year"], 100 * senate["women_seats"] / senate["total_seats"], marker="D",
-               color=c[1], label="Senate (after each renewal)", zorder=3)
+    ax.plot(
+        lower["year"],
+        pct,
+        marker="o",
+        color=c[0],
+        label="Lower chamber (Mazhilis; 1994 Supreme Soviet)",
+    )
+    ax.scatter(
+        senate["year"],
+        100 * senate["women_seats"] / senate["total_seats"],
+        marker="D",
+        color=c[1],
+        label="Senate (after each renewal)",
+        zorder=3,
+    )
     ok = both.dropna(subset=["both_pct"])
-    ax.scatter(ok["year"], ok["both_pct"], marker="s", facecolor="white", edgecolor=c[2],
-               linewidths=1.5, label="Both chambers", zorder=3)
+    ax.scatter(
+        ok["year"],
+        ok["both_pct"],
+        marker="s",
+        facecolor="white",
+        edgecolor=c[2],
+        linewidths=1.5,
+        label="Both chambers",
+        zorder=3,
+    )
     if other_2023 is not None:
-        ax.scatter([other_2023["year"]], [100 * other_2023["women_seats"] / other_2023["total_seats"]],
-                   marker="o", facecolor="white", edgecolor=c[0], linewidths=1.5, zorder=3,
-                   label=f"Mazhilis 2023, alternative count ({other_2023['women_seats']} women)")
+        ax.scatter(
+            [other_2023["year"]],
+            [100 * other_2023["women_seats"] / other_2023["total_seats"]],
+            marker="o",
+            facecolor="white",
+            edgecolor=c[0],
+            linewidths=1.5,
+            zorder=3,
+            label=f"Mazhilis 2023, alternative count ({other_2023['women_seats']} women)",
+        )
     ax.axhline(target, color="#444444", ls=":", lw=1)
     ax.text(2024.3, target + 0.6, f"{target:g}% target", fontsize=8, color="#444444", ha="right")
-    starts = sorted((dt.date.fromisoformat(v).year if isinstance(v, str) else v.year, k)
-                    for k, v in regimes.items())
+    starts = sorted(
+        (dt.date.fromisoformat(v).year if isinstance(v, str) else v.year, k)
+        for k, v in regimes.items()
+    )
     shade = ["#f2f2f2", "#ffffff"]
     for i, (y0, name) in enumerate(starts):
         y1 = starts[i + 1][0] if i + 1 < len(starts) else 2025
         lo = max(y0, 1993.5) - 0.5 if i else 1993.5
         ax.axvspan(lo, y1 - 0.5, color=shade[i % 2], zorder=0)
         narrow = (y1 - 0.5 - lo) < 4
-        ax.text((lo + y1 - 0.5) / 2, 1, name.replace("_", " "), ha="center", va="bottom",
-                fontsize=7, color="#555555", rotation=90 if narrow else 0)
+        ax.text(
+            (lo + y1 - 0.5) / 2,
+            1,
+            name.replace("_", " "),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="#555555",
+            rotation=90 if narrow else 0,
+        )
     ax.set_xlim(1993.5, 2024.5)
     ax.set_ylim(0, 45)
     ax.set_xlabel("Election year")
     ax.set_ylabel("Seats held by women (%)")
     ax.set_title("Women in Kazakhstan's parliament at each election")
     ax.legend(loc="upper left", fontsize=7.5, ncol=2)
-    source_line(fig, list(picked["source_id"]) + ([other_2023["source_id"]] if other_2023 is not None else []))
+    source_line(
+        fig,
+        list(picked["source_id"]) + ([other_2023["source_id"]] if other_2023 is not None else []),
+    )
     return fig
 
 
@@ -218,7 +327,14 @@ def annual_figure(panel, focus, world, names, target, series_id):
     for c, colour in zip(others, cols[1:], strict=True):
         ax.plot(panel.index, panel[c], color=colour, lw=1, alpha=0.85, label=names.get(c, c))
     if world in panel:
-        ax.plot(panel.index, panel[world], color="#333333", lw=1.5, ls="--", label=names.get(world, world))
+        ax.plot(
+            panel.index,
+            panel[world],
+            color="#333333",
+            lw=1.5,
+            ls="--",
+            label=names.get(world, world),
+        )
     ax.plot(panel.index, panel[focus], color=cols[0], lw=3, label=names.get(focus, focus))
     ax.axhline(target, color="#444444", ls=":", lw=1)
     ax.set_xlabel("Year")
@@ -231,7 +347,9 @@ def annual_figure(panel, focus, world, names, target, series_id):
 
 def caf_figure(caf, labels):
     fig, ax = new(3.8)
-    for (item, grp), colour in zip(caf.groupby("question_id", sort=False), palette(caf["question_id"].nunique()), strict=True):
+    for (item, grp), colour in zip(
+        caf.groupby("question_id", sort=False), palette(caf["question_id"].nunique()), strict=True
+    ):
         grp = grp.sort_values("year")
         ax.plot(grp["year"], grp["percent"], marker="o", color=colour, label=labels.get(item, item))
     ax.set_ylim(0, 60)
@@ -246,8 +364,13 @@ def caf_figure(caf, labels):
 def granularity_figure(ns, widths, smallest):
     fig, ax = new(3.4)
     ax.plot(ns, widths, marker=".", ls="", color=palette(1)[0])
-    ax.annotate(f"n = {smallest}", (ns[0], widths[0]), textcoords="offset points", xytext=(8, -4),
-                fontsize=8)
+    ax.annotate(
+        f"n = {smallest}",
+        (ns[0], widths[0]),
+        textcoords="offset points",
+        xytext=(8, -4),
+        fontsize=8,
+    )
     ax.set_xlabel("Sample size consistent with all three published percentages")
     ax.set_ylabel("Width of a 95% Wilson interval\\nfor 48.1% (percentage points)")
     ax.set_title("Sensitivity: how wide the intervals could be (not the survey's own)")

@@ -17,15 +17,15 @@ from analysis import data, paths
 from analysis.io import write_if_changed
 
 
-def ngo_counts_per_capita(counts: pd.DataFrame, population: pd.DataFrame,
-                          per: int) -> pd.DataFrame:
+def ngo_counts_per_capita(counts: pd.DataFrame, population: pd.DataFrame, per: int) -> pd.DataFrame:
     """Add population and NGOs per `per` people (by reference year).
 
     Rows whose year has no population figure keep an empty rate. The rate of a
     lower-bound count is itself a lower bound (column `bound` carries over).
     """
-    out = counts.merge(population[["year", "population"]], on="year", how="left",
-                       validate="many_to_one")
+    out = counts.merge(
+        population[["year", "population"]], on="year", how="left", validate="many_to_one"
+    )
     rate = out["count"].astype("Float64") / out["population"].astype("Float64") * per
     out[f"per_{per}"] = rate.round(4)
     return out
@@ -33,22 +33,37 @@ def ngo_counts_per_capita(counts: pd.DataFrame, population: pd.DataFrame,
 
 def sources_table(pkg: dict) -> pd.DataFrame:
     """The bibliography of the data package as a flat table."""
-    cols = ["id", "publisher", "title", "date", "path", "kind", "repository", "commit", "file",
-            "doi", "accessed", "note"]
-    rows = [{c: s.get(c) for c in cols} | {"licence": s["licence"]["name"]}
-            for s in pkg["sources"]]
+    cols = [
+        "id",
+        "publisher",
+        "title",
+        "date",
+        "path",
+        "kind",
+        "repository",
+        "commit",
+        "file",
+        "doi",
+        "accessed",
+        "note",
+    ]
+    rows = [{c: s.get(c) for c in cols} | {"licence": s["licence"]["name"]} for s in pkg["sources"]]
     return pd.DataFrame(rows).rename(columns={"id": "source_id", "path": "url"})
 
 
-def build(tables: dict[str, pd.DataFrame], params: dict,
-          pkg: dict) -> dict[str, tuple[pd.DataFrame, list[str]]]:
+def build(
+    tables: dict[str, pd.DataFrame], params: dict, pkg: dict
+) -> dict[str, tuple[pd.DataFrame, list[str]]]:
     """Return {processed file name: (frame, raw resources it was made from)}."""
     out: dict[str, tuple[pd.DataFrame, list[str]]] = {
-        f"{name}.csv": (df, [name]) for name, df in tables.items() if name != "ngo_counts"}
+        f"{name}.csv": (df, [name]) for name, df in tables.items() if name != "ngo_counts"
+    }
     out["ngo_counts.csv"] = (
-        ngo_counts_per_capita(tables["ngo_counts"], tables["population"],
-                              params["per_capita_denominator"]),
-        ["ngo_counts", "population"])
+        ngo_counts_per_capita(
+            tables["ngo_counts"], tables["population"], params["per_capita_denominator"]
+        ),
+        ["ngo_counts", "population"],
+    )
     out["sources.csv"] = (sources_table(pkg), [])
     return dict(sorted(out.items()))
 
@@ -57,8 +72,9 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
     return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
-def write(built: dict[str, tuple[pd.DataFrame, list[str]]], pkg: dict,
-          folder: Path = paths.PROCESSED) -> list[str]:
+def write(
+    built: dict[str, tuple[pd.DataFrame, list[str]]], pkg: dict, folder: Path = paths.PROCESSED
+) -> list[str]:
     """Write every processed table and the manifest; return the files rewritten."""
     raw_hash = {r["name"]: r["hash"].removeprefix("sha256:") for r in pkg["resources"]}
     manifest, changed = {}, []
@@ -67,11 +83,13 @@ def write(built: dict[str, tuple[pd.DataFrame, list[str]]], pkg: dict,
         if write_if_changed(folder / name, blob):
             changed.append(name)
         manifest[name] = {
-            "rows": len(df), "sha256": data.sha256(folder / name),
+            "rows": len(df),
+            "sha256": data.sha256(folder / name),
             "from": {f"data/raw/{i}.csv": raw_hash[i] for i in inputs},
         }
-    if write_if_changed(folder / "manifest.json",
-                        json.dumps(manifest, indent=1, sort_keys=True) + "\n"):
+    if write_if_changed(
+        folder / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    ):
         changed.append("manifest.json")
     return changed
 

@@ -32,8 +32,12 @@ def notebook_body(executed: Path) -> str:
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="basic", exclude_input=True,
-                            exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
     nb = nbformat.read(executed, as_version=4)
     body, _ = exporter.from_notebook_node(nb)
     return body

@@ -37,9 +37,18 @@ class Registry:
     notebook: str
     results: dict[str, dict] = field(default_factory=dict)
 
-    def record(self, key: str, value: Any, *, unit: str, description: str,
-               sources: list[str], interval: tuple[float, float] | None = None,
-               interval_kind: str | None = None, kind: str = "estimate") -> Any:
+    def record(
+        self,
+        key: str,
+        value: Any,
+        *,
+        unit: str,
+        description: str,
+        sources: list[str],
+        interval: tuple[float, float] | None = None,
+        interval_kind: str | None = None,
+        kind: str = "estimate",
+    ) -> Any:
         """Record one result and return its value (so notebooks can display it).
 
         kind: "count" (exact, compared exactly by the reviewer check),
@@ -54,9 +63,14 @@ class Registry:
         for s in sources:
             if not (paths.RAW / s).exists():
                 raise ValueError(f"result {key!r}: source file data/raw/{s} does not exist")
-        entry = {"value": _clean(value), "unit": unit, "description": description,
-                 "sources": sorted(f"data/raw/{s}" for s in sources), "kind": kind,
-                 "notebook": self.notebook}
+        entry = {
+            "value": _clean(value),
+            "unit": unit,
+            "description": description,
+            "sources": sorted(f"data/raw/{s}" for s in sources),
+            "kind": kind,
+            "notebook": self.notebook,
+        }
         if interval is not None:
             lo, hi = (_clean(x) for x in interval)
             entry["interval"] = [lo, hi]

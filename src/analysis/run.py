@@ -27,8 +27,16 @@ from analysis import paths
 from analysis.io import write_atomic
 
 VOLATILE_CELL_KEYS = ("execution", "papermill")
-VOLATILE_NB_PAPERMILL = ("start_time", "end_time", "duration", "exception",
-                         "input_path", "output_path", "version", "environment_variables")
+VOLATILE_NB_PAPERMILL = (
+    "start_time",
+    "end_time",
+    "duration",
+    "exception",
+    "input_path",
+    "output_path",
+    "version",
+    "environment_variables",
+)
 
 
 class NotebookFailed(RuntimeError):
@@ -61,8 +69,11 @@ def publish(staging: Path, notebook: str, reports: Path = paths.REPORTS) -> list
     from analysis.io import write_if_changed
 
     made = {p.relative_to(staging) for p in staging.rglob("*") if p.is_file()}
-    changed = [str(rel) for rel in sorted(made)
-               if write_if_changed(reports / rel, (staging / rel).read_bytes())]
+    changed = [
+        str(rel)
+        for rel in sorted(made)
+        if write_if_changed(reports / rel, (staging / rel).read_bytes())
+    ]
     for sidecar in (reports / "figures").glob("*.json"):
         rel = sidecar.relative_to(reports)
         if rel in made:
@@ -95,17 +106,19 @@ def _failure_message(notebook: Path, nb: dict | None, err: Exception) -> str:
     return "\n".join(lines)
 
 
-def execute(notebook: Path, out: Path, params_file: Path | None = None,
-            kernel: str = paths.KERNEL_NAME) -> float:
+def execute(
+    notebook: Path, out: Path, params_file: Path | None = None, kernel: str = paths.KERNEL_NAME
+) -> float:
     """Execute `notebook` into `out`; return the wall time in seconds."""
     import nbformat
     import papermill as pm
 
     notebook, out = Path(notebook).resolve(), Path(out)
-    section = params_mod.section(params_mod.load(params_file),
-                                 params_mod.section_name(notebook))
-    parameters = {"params": section,
-                  "params_file": str(Path(params_file).resolve()) if params_file else None}
+    section = params_mod.section(params_mod.load(params_file), params_mod.section_name(notebook))
+    parameters = {
+        "params": section,
+        "params_file": str(Path(params_file).resolve()) if params_file else None,
+    }
     from jupyter_client.manager import KernelManager
 
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{notebook.stem}.")
@@ -120,9 +133,16 @@ def execute(notebook: Path, out: Path, params_file: Path | None = None,
     try:
         try:
             pm.execute_notebook(
-                str(notebook), tmp, parameters=parameters, kernel_name=kernel,
-                cwd=str(notebook.parent), progress_bar=False, log_output=False,
-                request_save_on_cell_execute=False, report_mode=False, km=km,
+                str(notebook),
+                tmp,
+                parameters=parameters,
+                kernel_name=kernel,
+                cwd=str(notebook.parent),
+                progress_bar=False,
+                log_output=False,
+                request_save_on_cell_execute=False,
+                report_mode=False,
+                km=km,
             )
         except pm.PapermillExecutionError as e:
             failed = json.loads(Path(tmp).read_text()) if Path(tmp).stat().st_size else None
@@ -130,8 +150,12 @@ def execute(notebook: Path, out: Path, params_file: Path | None = None,
         nb = nbformat.read(tmp, as_version=4)
         nb_dict = strip_volatile(json.loads(nbformat.writes(nb)))
         publish(Path(staging.name), notebook.stem)
-        write_atomic(out, (json.dumps(nb_dict, indent=1, sort_keys=True,
-                                      ensure_ascii=False) + "\n").encode("utf-8"))
+        write_atomic(
+            out,
+            (json.dumps(nb_dict, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode(
+                "utf-8"
+            ),
+        )
     finally:
         os.environ.pop("KZ_OUTPUT_DIR", None)
         staging.cleanup()
@@ -145,10 +169,15 @@ def execute(notebook: Path, out: Path, params_file: Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.run", description=__doc__.split("\n")[0])
     ap.add_argument("notebook", type=Path)
-    ap.add_argument("--params", type=Path, default=None,
-                    help="parameters file (default params.yaml)")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="executed copy (default reports/notebooks/<name>.ipynb)")
+    ap.add_argument(
+        "--params", type=Path, default=None, help="parameters file (default params.yaml)"
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="executed copy (default reports/notebooks/<name>.ipynb)",
+    )
     a = ap.parse_args(argv)
     out = a.out or paths.EXECUTED / a.notebook.name
     print(f"[run] {a.notebook.name} ...", flush=True)

@@ -8,7 +8,6 @@ narrow if the design effect exceeds 1). Where n is not stated, no interval.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -24,8 +23,12 @@ def wilson(count: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def with_intervals(results: pd.DataFrame, confidence: float, no_interval_questions: list[str],
-                   no_interval_surveys: list[str]) -> pd.DataFrame:
+def with_intervals(
+    results: pd.DataFrame,
+    confidence: float,
+    no_interval_questions: list[str],
+    no_interval_surveys: list[str],
+) -> pd.DataFrame:
     """Add approximate counts and Wilson intervals (percent) where n is stated.
 
     `interval_note` says why a row has no interval.
@@ -57,18 +60,20 @@ def with_intervals(results: pd.DataFrame, confidence: float, no_interval_questio
 
 def round_fraction(x: Fraction, decimals: int, rounding: str = "half_up") -> Fraction:
     """Round an exact fraction to `decimals` decimals (ties: half_up or half_even)."""
-    scale = 10 ** decimals
+    scale = 10**decimals
     scaled = x * scale
     floor = scaled.numerator // scaled.denominator
     rest = scaled - floor
-    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and
-                                 (rounding == "half_up" or floor % 2 == 1)):
+    if rest > Fraction(1, 2) or (
+        rest == Fraction(1, 2) and (rounding == "half_up" or floor % 2 == 1)
+    ):
         floor += 1
     return Fraction(floor, scale)
 
 
-def consistent_sample_sizes(percents: list[float], decimals: int = 1, n_max: int = 1000,
-                            rounding: str = "half_up") -> list[int]:
+def consistent_sample_sizes(
+    percents: list[float], decimals: int = 1, n_max: int = 1000, rounding: str = "half_up"
+) -> list[int]:
     """Sample sizes n <= n_max for which every percentage is some 100·k/n, rounded.
 
     Exact fractions (no floating-point edge errors). `rounding` is the tie rule
@@ -87,8 +92,10 @@ def consistent_sample_sizes(percents: list[float], decimals: int = 1, n_max: int
 def _has_k(p: Fraction, n: int, decimals: int, rounding: str) -> bool:
     centre = p * n / 100
     k0 = centre.numerator // centre.denominator
-    return any(0 <= k <= n and round_fraction(Fraction(100 * k, n), decimals, rounding) == p
-               for k in (k0 - 1, k0, k0 + 1, k0 + 2))
+    return any(
+        0 <= k <= n and round_fraction(Fraction(100 * k, n), decimals, rounding) == p
+        for k in (k0 - 1, k0, k0 + 1, k0 + 2)
+    )
 
 
 @dataclass(frozen=True)
@@ -116,8 +123,9 @@ def comparable_pairs(results: pd.DataFrame, no_interval_surveys: list[str]) -> p
     other (same respondents: not independent).
     """
     rows = []
-    keyed = results.assign(key=results["question_id"].str.replace(r"^KAZISS\d\d_", "KAZISS_",
-                                                                    regex=True))
+    keyed = results.assign(
+        key=results["question_id"].str.replace(r"^KAZISS\d\d_", "KAZISS_", regex=True)
+    )
     for (key, resp), grp in keyed.groupby(["key", "response"], sort=True):
         grp = grp.sort_values("year")
         if grp["survey_id"].nunique() < 2:
@@ -130,9 +138,28 @@ def comparable_pairs(results: pd.DataFrame, no_interval_surveys: list[str]) -> p
                 why = "non-probability sample"
             else:
                 why = ""
-            rows.append({"question": key, "response": resp, "survey_a": a["survey_id"],
-                         "percent_a": a["percent"], "survey_b": b["survey_id"],
-                         "percent_b": b["percent"], "testable": why == "",
-                         "reason": why or "same item, independent samples, n stated"})
-    return pd.DataFrame(rows, columns=["question", "response", "survey_a", "percent_a",
-                                       "survey_b", "percent_b", "testable", "reason"])
+            rows.append(
+                {
+                    "question": key,
+                    "response": resp,
+                    "survey_a": a["survey_id"],
+                    "percent_a": a["percent"],
+                    "survey_b": b["survey_id"],
+                    "percent_b": b["percent"],
+                    "testable": why == "",
+                    "reason": why or "same item, independent samples, n stated",
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "question",
+            "response",
+            "survey_a",
+            "percent_a",
+            "survey_b",
+            "percent_b",
+            "testable",
+            "reason",
+        ],
+    )

@@ -1,0 +1,290 @@
+"""Check the source articles' quantitative claims against the data.
+
+Each checker returns candidate values found in the data, each tagged:
+  - "same":       the quantity as the claim states it (same definition, same period);
+  - "definition": the same period under another definition (e.g. both chambers
+                  instead of the lower chamber, a planned allocation instead of
+                  an outturn, a ratio of two different series);
+  - "year":       the same definition in a neighbouring year (informative only).
+
+`verdict` turns them into one of four verdicts with a one-line reason:
+consistent / consistent with a different definition / inconsistent / cannot check.
+A claim matches a candidate when they agree to the claim's own precision
+(half a unit of its last digit).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pandas as pd
+
+from analysis import parliament as P
+
+CONSISTENT = "consistent"
+DIFFERENT = "consistent with a different definition"
+INCONSISTENT = "inconsistent"
+CANNOT = "cannot check"
+VERDICTS = (CONSISTENT, DIFFERENT, INCONSISTENT, CANNOT)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    value: float
+    kind: str  # same | definition | year
+    what: str  # e.g. "lower chamber (WDI) 1999"
+    ref: object = field(default=None, compare=False)  # the data row behind it, if any
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    found: float | None
+    difference: float | None
+    reason: str
+    candidates: tuple[Candidate, ...] = field(default=())
+
+
+def tolerance(claimed: str | float) -> float:
+    """Half a unit of the claim's last significant decimal place."""
+    exp = Decimal(str(claimed)).normalize().as_tuple().exponent
+    return 0.5 * 10.0 ** min(int(exp), 0) if isinstance(exp, int) else 0.5
+
+
+def _fmt(v: float) -> str:
+    if v == int(v) and 1800 <= v <= 2100:  # a year
+        return str(int(v))
+    if abs(v) >= 1e6:
+        return f"{v:,.0f}"
+    return f"{v:.4g}" if v != int(v) else f"{int(v):,}"
+
+
+def verdict(
+    claimed: float,
+    candidates: list[Candidate],
+    tol: float | None = None,
+    no_data_reason: str = "no comparable value in the data",
+) -> Verdict:
+    tol = tolerance(claimed) if tol is None else tol
+    if not candidates:
+        return Verdict(CANNOT, None, None, no_data_reason)
+    match = {
+        k: [c for c in candidates if c.kind == k and abs(c.value - claimed) <= tol + 1e-12]
+        for k in ("same", "definition", "year")
+    }
+    same = [c for c in candidates if c.kind == "same"]
+    if match["same"]:
+        c = match["same"][0]
+        return Verdict(
+            CONSISTENT,
+            c.value,
+            claimed - c.value,
+            f"matches {c.what} ({_fmt(c.value)})",
+            tuple(candidates),
+        )
+    if match["definition"]:
+        c = match["definition"][0]
+        extra = f"; as stated it would be {same[0].what} = {_fmt(same[0].value)}" if same else ""
+        return Verdict(
+            DIFFERENT,
+            c.value,
+            claimed - c.value,
+            f"matches {c.what} ({_fmt(c.value)}){extra}",
+            tuple(candidates),
+        )
+    ref = same[0] if same else min(candidates, key=lambda c: abs(c.value - claimed))
+    reason = f"{ref.what} is {_fmt(ref.value)}"
+    if match["year"]:
+        c = match["year"][0]
+        reason += f"; the claimed value matches {c.what} instead (mis-dated)"
+    else:
+        others = [c for c in candidates if c is not ref]
+        if others:
+            near = min(others, key=lambda c: abs(c.value - claimed))
+            reason += f"; nearest other: {near.what} = {_fmt(near.value)}"
+    return Verdict(INCONSISTENT, ref.value, claimed - ref.value, reason, tuple(candidates))
+
+
+# ------------------------------------------------------------------ checkers
+def _years(refers_to: str) -> tuple[int, int]:
+    """'2021' -> (2021, 2021); '1991-1994' -> (1991, 1994); 'early 1990s' -> (1990, 1995)."""
+    if m := re.search(r"early (\d{3})0s", refers_to):
+        d = int(m.group(1)) * 10
+        return d, d + 5
+    if m := re.search(r"(\d{4})\s*(?:-|to)\s*(\d{4})", refers_to):
+        return int(m.group(1)), int(m.group(2))
+    if m := re.search(r"(\d{4})", refers_to):
+        return int(m.group(1)), int(m.group(1))
+    raise ValueError(f"cannot read years from {refers_to!r}")
+
+
+def ngo_count_candidates(claim: pd.Series, counts: pd.DataFrame) -> list[Candidate]:
+    y0, y1 = _years(claim["refers_to"])
+    status = "active" if "active" in claim["quantity"] else None
+    sub = counts[(counts["year"] >= y0) & (counts["year"] <= y1)]
+    if status:
+        sub = sub[sub["status"] == status]
+    bounds = {"lower": "more than ", "approximate": "about ", "point": ""}
+    return [
+        Candidate(
+            float(r["count"]),
+            "same",
+            f"{bounds[r['bound']]}{int(r['count']):,} {r['status']} ({r['series']}, "
+            f"{r['year']}, {r['source_id']})",
+            ref=r,
+        )
+        for _, r in sub.sort_values(["year", "source_id"]).iterrows()
+    ]
+
+
+def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[Candidate]:
+    """The ratio of the two counts the claim joins; a ratio across two series or
+    from a lower bound is another definition, never the same quantity."""
+    ratio = float(end["count"]) / float(start["count"])
+    kind = (
+        "same" if start["series"] == end["series"] and start["bound"] == "point" else "definition"
+    )
+    what = (
+        f"{int(end['count']):,} {end['status']} ({end['series']}, {end['year']}) / "
+        f"{int(start['count']):,} ({start['series']}, {start['year']}, {start['bound']})"
+    )
+    return [Candidate(ratio, kind, what)]
+
+
+_STOP = {"state", "to", "for", "of", "the", "ngos", "ngo", "and", "in"}
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z][a-z\-]+", text.lower()) if w not in _STOP}
+
+
+def funding_candidates(claim: pd.Series, funding: pd.DataFrame) -> list[Candidate]:
+    """Funding rows of the claim's period whose programme shares a content word
+    with the claimed quantity (grants with grants, not with the social order)."""
+    y0, y1 = _years(claim["refers_to"])
+    sub = funding[
+        (funding["year_start"] == y0) & (funding["year_end"] == y1) & (funding["currency"] == "KZT")
+    ]
+    words = _words(claim["quantity"])
+    sub = sub[sub["programme"].map(lambda p: bool(_words(p) & words))]
+    return [
+        Candidate(
+            float(r["amount"]),
+            "same" if r["kind"] == "annual" else "definition",
+            f"{r['kind']} amount: {r['programme']} ({r['period']}, {r['source_id']})",
+        )
+        for _, r in sub.iterrows()
+    ]
+
+
+def parliament_candidates(
+    claim: pd.Series, annual: pd.DataFrame, picked: pd.DataFrame, series: str
+) -> list[Candidate]:
+    """Lower chamber (annual series) in the year, both chambers in the year,
+    and the lower chamber in the neighbouring years."""
+    (y, _) = _years(claim["refers_to"])
+    wdi = annual[(annual["iso3"] == "KAZ") & (annual["source_id"] == series)].set_index("year")
+    out = []
+    if y in wdi.index:
+        out.append(
+            Candidate(float(wdi.loc[y, "women_pct"]), "same", f"lower chamber ({series}) {y}")
+        )
+    both = P.both_chambers_in_year(picked, wdi["women_pct"], y)
+    if both is not None:
+        out.append(Candidate(both[0], "definition", f"both chambers {y} ({both[1]})"))
+    for yy in (y - 1, y + 1):
+        if yy in wdi.index:
+            out.append(
+                Candidate(float(wdi.loc[yy, "women_pct"]), "year", f"lower chamber ({series}) {yy}")
+            )
+    return out
+
+
+def target_year_candidates(claim: pd.Series, events: pd.DataFrame) -> list[Candidate]:
+    """Years of 30% commitments: the year an event sets the target (same), and
+    the year by which it is to be met (definition: a target year, not a commitment)."""
+    out = []
+    for _, e in events[events["event"].str.contains("30%")].iterrows():
+        text = e["event"]
+        if "NOT verified" in text:
+            continue
+        out.append(
+            Candidate(
+                float(e["year"]), "same", f"30% commitment made in {e['year']} ({e['event_id']})"
+            )
+        )
+        for by in re.findall(r"by (\d{4})", text):
+            out.append(
+                Candidate(
+                    float(by),
+                    "definition",
+                    f"the year by which the {e['year']} commitment was to be met ({e['event_id']})",
+                )
+            )
+    return out
+
+
+# ------------------------------------------------------------------ all claims
+def check_all(
+    claims: pd.DataFrame,
+    *,
+    counts: pd.DataFrame,
+    funding: pd.DataFrame,
+    annual: pd.DataFrame,
+    picked: pd.DataFrame,
+    events: pd.DataFrame,
+    annual_series: str,
+    survey_note: str,
+) -> pd.DataFrame:
+    """Check every claim; return one row per claim with verdict, found value,
+    difference and reason. Count claims are checked first, so that a ratio
+    claim can join the rows its own article's count claims matched."""
+    rows, matched = {}, {}
+    order = sorted(claims.index, key=lambda i: claims.loc[i, "unit"] == "ratio")
+    for i in order:
+        c = claims.loc[i]
+        claimed = float(c["claimed_value"])
+        tol = tolerance(c["claimed_value"])
+        reason_if_none = "no comparable value in the data"
+        if c["unit"] == "organisations":
+            cands = ngo_count_candidates(c, counts)
+        elif c["unit"] == "ratio":
+            mine = [
+                matched[j]
+                for j in matched
+                if claims.loc[j, "article_source_id"] == c["article_source_id"]
+            ]
+            mine = sorted(mine, key=lambda r: r["year"])
+            cands = fold_candidates(c, mine[0], mine[-1]) if len(mine) >= 2 else []
+            reason_if_none = "the article's own counts could not both be found in the data"
+        elif c["unit"] == "KZT":
+            cands = funding_candidates(c, funding)
+            reason_if_none = (
+                f"no funding figure for this programme in {c['refers_to']} "
+                "apart from the article itself"
+            )
+        elif c["unit"] == "percent" and "parliament" in c["quantity"]:
+            cands = parliament_candidates(c, annual, picked, annual_series)
+        elif c["unit"] == "year":
+            cands = target_year_candidates(c, events)
+        else:
+            cands = []
+            reason_if_none = survey_note
+        v = verdict(claimed, cands, tol, reason_if_none)
+        hit = next((x for x in cands if x.ref is not None and abs(x.value - claimed) <= tol), None)
+        if hit is not None:
+            matched[i] = hit.ref
+        rows[i] = {
+            "claim_id": c["claim_id"],
+            "quantity": c["quantity"],
+            "claimed": claimed,
+            "unit": c["unit"],
+            "found": v.found,
+            "difference": v.difference,
+            "verdict": v.verdict,
+            "reason": v.reason,
+            "article_source_id": c["article_source_id"],
+        }
+    return pd.DataFrame([rows[i] for i in claims.index])
