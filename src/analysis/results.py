@@ -32,51 +32,86 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _isna(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(v != v) or str(v) == "<NA>"
+    except (TypeError, ValueError):
+        return False
+
+
+def _known_ids() -> set[str]:
+    from analysis import data
+
+    return data.source_ids()
+
+
+def _ids_in_files(files: list[str]) -> list[str]:
+    """Every source id used in the given raw files (fields marked sourceRef)."""
+    import csv
+
+    from analysis import data
+
+    pkg = data.package()
+    ids: set[str] = set()
+    for f in files:
+        res = next(r for r in pkg["resources"] if r["path"] == f)
+        cols = [x["name"] for x in res["schema"]["fields"] if x.get("sourceRef")]
+        with open(paths.RAW / f, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                for c in cols:
+                    ids.update(p for p in row[c].split(";") if p)
+    return sorted(ids)
+
+
 @dataclass
 class Registry:
     notebook: str
     results: dict[str, dict] = field(default_factory=dict)
 
-    def record(
-        self,
-        key: str,
-        value: Any,
-        *,
-        unit: str,
-        description: str,
-        sources: list[str],
-        interval: tuple[float, float] | None = None,
-        interval_kind: str | None = None,
-        kind: str = "estimate",
-    ) -> Any:
+    def record(self, key: str, value: Any, *, unit: str, description: str,
+               sources: list[str], source_ids: list[str] | None = None,
+               interval: tuple[float, float] | None = None,
+               interval_kind: str | None = None, kind: str = "estimate") -> Any:
         """Record one result and return its value (so notebooks can display it).
 
         kind: "count" (exact, compared exactly by the reviewer check),
               "estimate" (model output, compared with a small relative tolerance),
-              "text" (a label or verdict).
+              "text" (a label or verdict), "table" (rows, see `table`).
         sources: raw files (data/raw/*.csv) the value was computed from.
+        source_ids: the data sources behind the value (cited by the paper);
+              default: every source id in those raw files.
         """
         if key in self.results:
             raise KeyError(f"result {key!r} recorded twice in {self.notebook}")
-        if kind not in ("count", "estimate", "text"):
+        if kind not in ("count", "estimate", "text", "table"):
             raise ValueError(f"unknown kind {kind!r}")
         for s in sources:
             if not (paths.RAW / s).exists():
                 raise ValueError(f"result {key!r}: source file data/raw/{s} does not exist")
-        entry = {
-            "value": _clean(value),
-            "unit": unit,
-            "description": description,
-            "sources": sorted(f"data/raw/{s}" for s in sources),
-            "kind": kind,
-            "notebook": self.notebook,
-        }
+        ids = sorted(set(source_ids)) if source_ids is not None else _ids_in_files(sources)
+        unknown = sorted(set(ids) - _known_ids())
+        if unknown:
+            raise ValueError(f"result {key!r}: unknown source ids {unknown}")
+        entry = {"value": _clean(value), "unit": unit, "description": description,
+                 "sources": sorted(f"data/raw/{s}" for s in sources), "kind": kind,
+                 "notebook": self.notebook, "source_ids": ids}
         if interval is not None:
             lo, hi = (_clean(x) for x in interval)
             entry["interval"] = [lo, hi]
             entry["interval_kind"] = interval_kind or "confidence interval"
         self.results[key] = entry
         return value
+
+    def table(self, key: str, frame, *, description: str, sources: list[str],
+              source_ids: list[str] | None = None):
+        """Record a small table (list of row dicts) for the paper to show as is."""
+        rows = [{k: (None if _isna(v) else _clean(v)) for k, v in row.items()}
+                for row in frame.to_dict(orient="records")]
+        self.record(key, rows, unit="table", description=description, sources=sources,
+                    source_ids=source_ids, kind="table")
+        return frame
 
     def save(self, folder: Path = paths.RESULTS) -> Path:
         out = Path(folder) / f"{self.notebook}.json"
