@@ -22,13 +22,16 @@ ENV := $(VENV)/.installed
 KERNEL := kz-civil-society
 UV := $(shell command -v uv 2>/dev/null)
 
-PKG_SRC := $(sort $(wildcard src/analysis/*.py)) pyproject.toml
+PKG_SRC := $(sort $(wildcard src/analysis/*.py src/analysis/templates/*)) pyproject.toml
+# what the notebooks import: the paper's assembly and template do not rerun analyses
+ANALYSIS_SRC := $(filter-out src/analysis/paper.py src/analysis/report.py src/analysis/templates/%,$(PKG_SRC))
 RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
 BUILD := .build
 STAMPS := $(BUILD)/params
 # One marker per parameters file in use, so switching PARAMS re-checks the stamps.
 PARAMS_MARK := $(STAMPS)/.from-$(shell printf '%s' "$(abspath $(PARAMS))" | md5sum | cut -c1-10)
 
+SECTIONS := data ngo parliament survey claims
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTED := $(patsubst notebooks/%,reports/notebooks/%,$(NOTEBOOKS))
 PROCESSED := $(addprefix data/processed/,$(notdir $(filter-out %/datapackage.json,$(RAW)))) \
@@ -67,7 +70,7 @@ $(STAMPS)/%.json: $(PARAMS_MARK) ;
 
 # ---- stages
 # papermill through the runner; the section stamp named by the notebook
-reports/notebooks/%.ipynb: notebooks/%.ipynb $(PKG_SRC) $(ENV)
+reports/notebooks/%.ipynb: notebooks/%.ipynb $(ANALYSIS_SRC) $(ENV)
 	@$(PY) -m analysis.run $< --params $(PARAMS) --out $@
 
 # 01_data: validates data/raw, writes data/processed (only files whose content changes)
@@ -104,11 +107,18 @@ data: reports/notebooks/01_data.ipynb
 .PHONY: analyses
 analyses: $(EXECUTED)
 
+# executed notebooks as HTML pages (code shown), linked from the paper
+NOTEBOOK_PAGES := $(EXECUTED:.ipynb=.html)
+reports/notebooks/%.html: reports/notebooks/%.ipynb src/analysis/report.py $(ENV)
+	@$(PY) -m analysis.report $< --out $@
+
 ## report: build reports/paper.html (sets up the environment if needed)
 .PHONY: report
 report: reports/paper.html
-reports/paper.html: $(EXECUTED) reports/results.json $(PKG_SRC) $(ENV)
-	@$(PY) -m analysis.report $(EXECUTED) --out $@
+reports/paper.html: reports/results.json $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
+  data/raw/datapackage.json requirements.lock $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS)))
+	@$(PY) -m analysis.paper --results reports/results.json --figures reports/figures \
+	  --stamps $(STAMPS) --out $@
 
 ## test: unit, data-validation and notebook tests (pytest)
 .PHONY: test

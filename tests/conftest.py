@@ -54,3 +54,44 @@ def run_module(*args: str, root: Path | None = None) -> subprocess.CompletedProc
     return subprocess.run(
         [PY, "-m", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
     )
+
+
+def make(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """`make` in a scratch project (its own KZ_COMPENDIUM_ROOT)."""
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root)}
+    env.pop("MAKEFLAGS", None)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+
+
+def copy_project(dst: Path) -> Path:
+    """Copy the tracked and untracked-not-ignored files, sharing this checkout's .venv."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dst / f)  # keep mtimes: the env stamp stays valid
+    (dst / ".venv").symlink_to(ROOT / ".venv")
+    return dst
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """One full `make report` in a scratch copy, shared by the pipeline and paper tests.
+    Tests that change it restore what they changed."""
+    root = copy_project(tmp_path_factory.mktemp("scratch") / "project")
+    r = make(root, "report")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return root

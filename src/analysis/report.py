@@ -1,9 +1,10 @@
-"""Assemble reports/paper.html from the executed notebooks.
+"""Export executed notebooks to self-contained HTML pages (code shown).
 
-Interim paper (until the paper notebook exists): one self-contained HTML file
-with each executed notebook's narrative and outputs (code hidden), inline
-styles, no script, style or font loaded from anywhere else. Deterministic and
-written atomically, so a failed build keeps the previous paper.
+The paper links to these pages under each figure, for readers who want the
+code behind it: reports/notebooks/NN_name.html, inline styles, no script and
+nothing loaded from elsewhere, written atomically.
+
+    python -m analysis.report reports/notebooks/02_ngo.ipynb --out reports/notebooks/02_ngo.html
 """
 
 from __future__ import annotations
@@ -16,25 +17,25 @@ from analysis import paths
 from analysis.io import write_atomic
 
 CSS = """
-body{font-family:Georgia,'Times New Roman',serif;max-width:50rem;margin:2rem auto;
-padding:0 1rem;line-height:1.5;color:#222}
-h1,h2,h3{font-family:Helvetica,Arial,sans-serif;line-height:1.2}
-table{border-collapse:collapse;font-size:.85rem;display:block;overflow-x:auto}
-th,td{border-bottom:1px solid #ddd;padding:.2rem .5rem;text-align:left}
-pre{white-space:pre-wrap;font-size:.85rem}
-.nb{border-top:2px solid #444;margin-top:2rem}
-@media print{body{max-width:none}}
+body{font-family:Helvetica,Arial,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;
+line-height:1.45;color:#222}
+.jp-InputArea pre,.highlight pre{background:#f6f7f9;padding:.5rem;overflow-x:auto;font-size:.82rem}
+.jp-OutputArea pre{font-size:.82rem;white-space:pre-wrap}
+table{border-collapse:collapse;font-size:.8rem;display:block;overflow-x:auto}
+th,td{border-bottom:1px solid #ddd;padding:.2rem .45rem;text-align:left}
+img{max-width:100%;height:auto}
+.note{color:#555;font-size:.85rem;border-bottom:1px solid #ccc;padding-bottom:.5rem}
 """
 
 
-def notebook_body(executed: Path) -> str:
-    """HTML of one executed notebook: markdown and outputs, no code, no scripts."""
+def notebook_body(executed: Path, with_code: bool = True) -> str:
+    """HTML body of one executed notebook (nbconvert's basic template, no scripts)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
         template_name="basic",
-        exclude_input=True,
+        exclude_input=not with_code,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
@@ -43,32 +44,31 @@ def notebook_body(executed: Path) -> str:
     return body
 
 
-def build(executed: list[Path], out: Path) -> None:
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>Civil society in Kazakhstan: a reproducible compendium</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<h1>Civil society in Kazakhstan: a reproducible compendium</h1>",
-        "<p>Interim report: the executed stages of the compendium, in order. "
-        "Each section below is a notebook executed from the raw data package.</p>",
-    ]
-    for nb in executed:
-        parts.append(f'<section class="nb" id="{html.escape(nb.stem)}">')
-        parts.append(notebook_body(nb))
-        parts.append("</section>")
-    parts.append("</body></html>\n")
-    write_atomic(out, "\n".join(parts).encode("utf-8"))
+def export(executed: Path, out: Path) -> None:
+    name = executed.stem
+    page = "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(name)}: executed notebook</title>",
+            f"<style>{CSS}</style></head><body>",
+            f'<p class="note">Executed copy of <code>notebooks/{html.escape(name)}.ipynb</code>, '
+            "run by papermill with its parameters (the injected cell below). "
+            '<a href="../paper.html">Back to the paper</a>.</p>',
+            notebook_body(executed),
+            "</body></html>\n",
+        ]
+    )
+    write_atomic(out, page.encode("utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.report")
-    ap.add_argument("executed", nargs="+", type=Path)
-    ap.add_argument("--out", type=Path, default=paths.REPORTS / "paper.html")
+    ap.add_argument("executed", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    build(sorted(a.executed), a.out)
-    print(f"[report] {paths.rel(a.out)} ({a.out.stat().st_size / 1024:.0f} KiB)")
+    export(a.executed, a.out)
     return 0
 
 

@@ -70,10 +70,19 @@ class Registry:
     notebook: str
     results: dict[str, dict] = field(default_factory=dict)
 
-    def record(self, key: str, value: Any, *, unit: str, description: str,
-               sources: list[str], source_ids: list[str] | None = None,
-               interval: tuple[float, float] | None = None,
-               interval_kind: str | None = None, kind: str = "estimate") -> Any:
+    def record(
+        self,
+        key: str,
+        value: Any,
+        *,
+        unit: str,
+        description: str,
+        sources: list[str],
+        source_ids: list[str] | None = None,
+        interval: tuple[float, float] | None = None,
+        interval_kind: str | None = None,
+        kind: str = "estimate",
+    ) -> Any:
         """Record one result and return its value (so notebooks can display it).
 
         kind: "count" (exact, compared exactly by the reviewer check),
@@ -94,9 +103,15 @@ class Registry:
         unknown = sorted(set(ids) - _known_ids())
         if unknown:
             raise ValueError(f"result {key!r}: unknown source ids {unknown}")
-        entry = {"value": _clean(value), "unit": unit, "description": description,
-                 "sources": sorted(f"data/raw/{s}" for s in sources), "kind": kind,
-                 "notebook": self.notebook, "source_ids": ids}
+        entry = {
+            "value": _clean(value),
+            "unit": unit,
+            "description": description,
+            "sources": sorted(f"data/raw/{s}" for s in sources),
+            "kind": kind,
+            "notebook": self.notebook,
+            "source_ids": ids,
+        }
         if interval is not None:
             lo, hi = (_clean(x) for x in interval)
             entry["interval"] = [lo, hi]
@@ -104,13 +119,29 @@ class Registry:
         self.results[key] = entry
         return value
 
-    def table(self, key: str, frame, *, description: str, sources: list[str],
-              source_ids: list[str] | None = None):
+    def table(
+        self,
+        key: str,
+        frame,
+        *,
+        description: str,
+        sources: list[str],
+        source_ids: list[str] | None = None,
+    ):
         """Record a small table (list of row dicts) for the paper to show as is."""
-        rows = [{k: (None if _isna(v) else _clean(v)) for k, v in row.items()}
-                for row in frame.to_dict(orient="records")]
-        self.record(key, rows, unit="table", description=description, sources=sources,
-                    source_ids=source_ids, kind="table")
+        rows = [
+            {k: (None if _isna(v) else _clean(v)) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")
+        ]
+        self.record(
+            key,
+            rows,
+            unit="table",
+            description=description,
+            sources=sources,
+            source_ids=source_ids,
+            kind="table",
+        )
         return frame
 
     def save(self, folder: Path = paths.RESULTS) -> Path:
