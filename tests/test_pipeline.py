@@ -5,9 +5,7 @@ rebuild, reruns only where inputs really changed, and the recorded results."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 

@@ -13,7 +13,6 @@ import argparse
 import html
 from pathlib import Path
 
-from analysis import paths
 from analysis.io import write_atomic
 
 CSS = """
