@@ -120,6 +120,16 @@ reports/paper.html: reports/results.json $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG
 	@$(PY) -m analysis.paper --results reports/results.json --figures reports/figures \
 	  --stamps $(STAMPS) --out $@
 
+## verify: re-execute every notebook in a scratch folder and check every result and figure
+.PHONY: verify
+verify: $(ENV)
+	@$(PY) -m analysis.verify --params $(PARAMS)
+
+## record: deliberately update reports/expected-results.json (shows what changed)
+.PHONY: record
+record: $(ENV)
+	@$(PY) -m analysis.verify --record --params $(PARAMS)
+
 ## test: unit, data-validation and notebook tests (pytest)
 .PHONY: test
 test: $(ENV)

@@ -1,0 +1,355 @@
+"""Reviewer's check: re-execute everything from raw data and compare every result.
+
+    python -m analysis.verify            # make verify
+    python -m analysis.verify --record   # make record: update the committed record
+
+Steps (each reported):
+1. raw data: every file's sha256 against datapackage.json, and against the record;
+2. environment: every installed package version against requirements.lock;
+3. re-execution: every notebook, from raw data, into a scratch directory
+   (reports/ is left untouched), with the project's params.yaml;
+4. results: each recorded result against reports/expected-results.json, with a
+   stated tolerance per kind (exact for counts, texts and tables of counts;
+   relative 1e-6 for model estimates);
+5. figures: by sha256, and where the bytes differ by pixel difference of the PNG
+   against the committed reference (reports/expected-figures/).
+
+It prints a table (result, expected, got, difference, verdict), writes it to
+reports/verification.html and exits non-zero naming every mismatch. A mismatch
+is explained when its result was computed from a raw file that differs from
+the record, and flagged as unexpected otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import html
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from analysis import paths
+from analysis.io import write_atomic, write_if_changed
+
+RECORD = paths.REPORTS / "expected-results.json"
+REFERENCE_FIGURES = paths.REPORTS / "expected-figures"
+REL_TOL = 1e-6          # model estimates: relative tolerance
+ABS_TOL = 1e-9          # ... and absolute, for values near zero
+PIXEL_TOL = 8           # a pixel differs if any channel differs by more than this (of 255)
+PIXEL_SHARE = 0.001     # figures match if at most this share of pixels differ
+
+
+@dataclass
+class Row:
+    item: str
+    expected: str
+    got: str
+    difference: str
+    verdict: str          # ok | MISMATCH | MISSING | NEW
+    note: str = ""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------ inputs
+def check_raw(record: dict) -> tuple[list[Row], set[str]]:
+    """Checksums against the data package, and files changed since the record."""
+    from analysis import data
+
+    rows, changed = [], set()
+    pkg = data.package()
+    for res in pkg["resources"]:
+        f = f"data/raw/{res['path']}"
+        got = sha256(paths.ROOT / f)
+        declared = res["hash"].removeprefix("sha256:")
+        recorded = record.get("raw", {}).get(f)
+        if got != declared:
+            rows.append(Row(f, declared[:12], got[:12], "checksum", "MISMATCH",
+                            "file differs from datapackage.json"))
+        elif recorded and recorded != got:
+            changed.add(f)
+            rows.append(Row(f, recorded[:12], got[:12], "changed since the record", "CHANGED",
+                            "results computed from it may differ"))
+        else:
+            rows.append(Row(f, declared[:12], got[:12], "", "ok"))
+    return rows, changed
+
+
+def lock_pins(lock: Path = paths.ROOT / "requirements.lock") -> dict[str, str]:
+    import re
+
+    return {m.group(1): m.group(2) for m in re.finditer(
+        r"^([A-Za-z0-9_.\-]+)==([^\s\\;]+)", lock.read_text(), re.M)}
+
+
+def check_environment(lock: Path = paths.ROOT / "requirements.lock") -> list[Row]:
+    rows = []
+    for name, pinned in sorted(lock_pins(lock).items()):
+        try:
+            got = version(name)
+        except PackageNotFoundError:
+            got = "not installed"
+        if got != pinned:
+            rows.append(Row(f"package {name}", pinned, got, "version", "MISMATCH",
+                            "installed version differs from requirements.lock"))
+    if not rows:
+        rows.append(Row("packages", f"{len(lock_pins(lock))} pinned", "all as pinned", "", "ok"))
+    return rows
+
+
+# ------------------------------------------------------------------ re-execution
+def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
+    """Run every notebook from raw data in a scratch copy; return its reports/ folder."""
+    for sub in ("data/raw", "notebooks"):
+        shutil.copytree(paths.ROOT / sub, scratch / sub)
+    (scratch / "data" / "processed").mkdir(parents=True)
+    shutil.copy(params_file, scratch / "params.yaml")
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(scratch)}
+    notebooks = sorted((scratch / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+    def run(nb: Path) -> None:
+        out = scratch / "reports" / "notebooks" / nb.name
+        r = subprocess.run([sys.executable, "-m", "analysis.run", str(nb), "--params",
+                            str(scratch / "params.yaml"), "--out", str(out)],
+                           env=env, capture_output=True, text=True)
+        print(f"[verify] {r.stdout.strip().splitlines()[-1] if r.stdout.strip() else nb.name}",
+              flush=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{nb.name} failed during re-execution:\n{r.stderr}")
+
+    run(notebooks[0])  # the data stage first: the others read its tables
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(run, notebooks[1:]))
+    return scratch / "reports"
+
+
+# ------------------------------------------------------------------ comparison
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return f"table of {len(v)} rows"
+    s = str(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _close(a, b, exact: bool) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
+            not isinstance(a, bool) and not isinstance(b, bool):
+        if exact:
+            return a == b
+        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, exact) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], exact) for k in a)
+    return a == b
+
+
+def tolerance_of(entry: dict) -> str:
+    return "exact" if entry["kind"] in ("count", "text") else f"relative {REL_TOL:g}"
+
+
+def compare_results(expected: dict, got: dict, changed_raw: set[str]) -> list[Row]:
+    rows = []
+    for key in sorted(set(expected) | set(got)):
+        e, g = expected.get(key), got.get(key)
+        if g is None:
+            rows.append(Row(key, _fmt(e["value"]), "-", "", "MISSING", "no longer recorded"))
+            continue
+        if e is None:
+            rows.append(Row(key, "-", _fmt(g["value"]), "", "NEW", "not in the record"))
+            continue
+        exact = e["kind"] in ("count", "text")
+        same = _close(e["value"], g["value"], exact) and \
+            _close(e.get("interval"), g.get("interval"), exact)
+        diff = ""
+        if isinstance(e["value"], (int, float)) and isinstance(g["value"], (int, float)):
+            diff = f"{g['value'] - e['value']:+.6g}"
+        elif not same:
+            diff = "differs"
+        note = tolerance_of(e)
+        if not same:
+            why = sorted(set(e["sources"]) & changed_raw)
+            note = (f"computed from changed {', '.join(why)}" if why
+                    else "UNEXPECTED: none of its raw files changed")
+        rows.append(Row(key, _fmt(e["value"]), _fmt(g["value"]), diff,
+                        "ok" if same else "MISMATCH", note))
+    return rows
+
+
+def pixel_share(a: Path, b: Path) -> float:
+    """Share of pixels differing by more than PIXEL_TOL in any channel (1.0 if sizes differ)."""
+    import numpy as np
+    from PIL import Image
+
+    x = np.asarray(Image.open(a).convert("RGB"), dtype=int)
+    y = np.asarray(Image.open(b).convert("RGB"), dtype=int)
+    if x.shape != y.shape:
+        return 1.0
+    return float((np.abs(x - y).max(axis=2) > PIXEL_TOL).mean())
+
+
+def compare_figures(expected: dict, figures: Path, reference: Path) -> list[Row]:
+    rows = []
+    names = sorted(set(expected) | {p.stem for p in figures.glob("*.svg")})
+    for name in names:
+        e = expected.get(name)
+        png, svg = figures / f"{name}.png", figures / f"{name}.svg"
+        if e is None:
+            rows.append(Row(f"figure {name}", "-", "made", "", "NEW", "not in the record"))
+            continue
+        if not png.exists():
+            rows.append(Row(f"figure {name}", e["png"][:12], "-", "", "MISSING", "not made"))
+            continue
+        got = {"png": sha256(png), "svg": sha256(svg)}
+        if got == e:
+            rows.append(Row(f"figure {name}", e["png"][:12], got["png"][:12], "", "ok",
+                            "identical bytes"))
+            continue
+        ref = reference / f"{name}.png"
+        share = pixel_share(ref, png) if ref.exists() else 1.0
+        ok = share <= PIXEL_SHARE
+        rows.append(Row(f"figure {name}", e["png"][:12], got["png"][:12],
+                        f"{100 * share:.3f}% of pixels", "ok" if ok else "MISMATCH",
+                        f"bytes differ; pixel threshold {100 * PIXEL_SHARE:g}%"))
+    return rows
+
+
+# ------------------------------------------------------------------ record
+def merged_results(reports: Path) -> dict:
+    out: dict = {}
+    for f in sorted((reports / "results").glob("*.json")):
+        out.update(json.loads(f.read_text()))
+    return out
+
+
+def make_record(reports: Path) -> dict:
+    from analysis import data
+
+    figs = {p.stem: {"png": sha256(p), "svg": sha256(p.with_suffix(".svg"))}
+            for p in sorted((reports / "figures").glob("*.png"))}
+    raw = {f"data/raw/{r['path']}": r["hash"].removeprefix("sha256:")
+           for r in data.package()["resources"]}
+    return {"results": merged_results(reports), "figures": figs, "raw": raw,
+            "tolerances": {"count": "exact", "text": "exact", "table": f"relative {REL_TOL:g}",
+                           "estimate": f"relative {REL_TOL:g}, absolute {ABS_TOL:g}",
+                           "figures": f"sha256, else at most {100 * PIXEL_SHARE:g}% of PNG "
+                                      f"pixels differing by more than {PIXEL_TOL}/255"}}
+
+
+def record(reports: Path, out: Path = RECORD, reference: Path = REFERENCE_FIGURES) -> list[str]:
+    """Write the record from a fresh run; return a description of what changed."""
+    old = json.loads(out.read_text()) if out.exists() else {"results": {}, "figures": {}}
+    new = make_record(reports)
+    changes = [f"{r.verdict:8s} {r.item}: {r.expected} -> {r.got}"
+               for r in compare_results(old.get("results", {}), new["results"], set())
+               if r.verdict != "ok"]
+    changes += [f"figure   {n}" for n in sorted(set(old.get("figures", {})) | set(new["figures"]))
+                if old.get("figures", {}).get(n) != new["figures"].get(n)]
+    write_if_changed(out, json.dumps(new, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    reference.mkdir(parents=True, exist_ok=True)
+    for p in sorted((reports / "figures").glob("*.png")):
+        write_if_changed(reference / p.name, p.read_bytes())
+    for p in reference.glob("*.png"):
+        if p.stem not in new["figures"]:
+            p.unlink()
+    return changes
+
+
+# ------------------------------------------------------------------ report
+def to_html(sections: dict[str, list[Row]], verdict: str) -> str:
+    css = ("body{font-family:Helvetica,Arial,sans-serif;max-width:70rem;margin:1rem auto;"
+           "padding:0 1rem}table{border-collapse:collapse;font-size:.8rem;width:100%}"
+           "td,th{border-bottom:1px solid #ddd;padding:.2rem .4rem;text-align:left}"
+           ".bad{background:#fde2e2}.new{background:#fff4d6}")
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+             f"<title>Verification</title><style>{css}</style></head><body>",
+             f"<h1>Verification: {html.escape(verdict)}</h1>"]
+    for title, rows in sections.items():
+        parts.append(f"<h2>{html.escape(title)}</h2><table><tr><th>Item</th><th>Expected</th>"
+                     "<th>Got</th><th>Difference</th><th>Verdict</th><th>Note</th></tr>")
+        for r in rows:
+            cls = {"MISMATCH": "bad", "MISSING": "bad", "NEW": "new", "CHANGED": "new"}.get(
+                r.verdict, "")
+            cells = "".join(f"<td>{html.escape(str(x))}</td>" for x in
+                            (r.item, r.expected, r.got, r.difference, r.verdict, r.note))
+            parts.append(f"<tr class='{cls}'>{cells}</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def print_table(title: str, rows: list[Row], only_problems: bool = False) -> None:
+    shown = [r for r in rows if not only_problems or r.verdict != "ok"]
+    print(f"\n== {title}: {sum(r.verdict == 'ok' for r in rows)}/{len(rows)} ok")
+    if not shown:
+        return
+    w = max(len(r.item) for r in shown)
+    print(f"{'item':{w}s}  {'expected':>14s}  {'got':>14s}  {'difference':>12s}  verdict")
+    for r in shown:
+        print(f"{r.item:{w}s}  {r.expected[:14]:>14s}  {r.got[:14]:>14s}  "
+              f"{r.difference[:12]:>12s}  {r.verdict}  {r.note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.verify")
+    ap.add_argument("--params", type=Path, default=paths.PARAMS)
+    ap.add_argument("--record", action="store_true", help="update the committed record")
+    ap.add_argument("--out", type=Path, default=paths.REPORTS / "verification.html")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--all", action="store_true", help="print every row, not only problems")
+    a = ap.parse_args(argv)
+    rec = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    if not rec and not a.record:
+        print(f"error: no record at {paths.rel(RECORD)}: run `make record` first", file=sys.stderr)
+        return 2
+    raw_rows, changed = check_raw(rec)
+    env_rows = check_environment()
+    with tempfile.TemporaryDirectory(prefix="kz-verify-") as tmp:
+        try:
+            reports = reexecute(Path(tmp), a.params, a.jobs)
+        except RuntimeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        if a.record:
+            changes = record(reports)
+            print(f"[record] {paths.rel(RECORD)}: " +
+                  (f"{len(changes)} change(s)" if changes else "no change"))
+            for c in changes:
+                print("  " + c)
+            return 0
+        sections = {
+            "Raw data": raw_rows,
+            "Environment": env_rows,
+            "Results": compare_results(rec["results"], merged_results(reports), changed),
+            "Figures": compare_figures(rec["figures"], reports / "figures", REFERENCE_FIGURES),
+        }
+    bad = [(t, r) for t, rows in sections.items() for r in rows
+           if r.verdict in ("MISMATCH", "MISSING", "NEW")]
+    verdict = "PASS" if not bad else f"FAIL ({len(bad)} mismatches)"
+    for title, rows in sections.items():
+        print_table(title, rows, only_problems=title in ("Raw data", "Environment")
+                    and not a.all)
+    write_atomic(a.out, to_html(sections, verdict).encode("utf-8"))
+    print(f"\n[verify] {verdict}; table written to {paths.rel(a.out)}")
+    for title, r in bad:
+        print(f"  mismatch ({title.lower()}): {r.item}: expected {r.expected}, got {r.got}"
+              f" ({r.note})")
+    return 0 if not bad else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
