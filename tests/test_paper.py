@@ -128,8 +128,8 @@ def test_data_text_is_escaped(built: Path, tmp_path: Path):
 
 def test_paper_refuses_unknown_results(built: Path):
     res = registry(built)
-    del res["ngo_registered_2023"]
-    with pytest.raises(paper_mod.PaperError, match="ngo_registered_2023"):
+    del res["ngo_registered_ref"]
+    with pytest.raises(paper_mod.PaperError, match="ngo_registered_ref"):
         paper_mod.render(
             res,
             built / "reports" / "figures",

@@ -105,6 +105,8 @@ def _key_path(loc: tuple) -> str:
 def load(path: Path | str | None = None) -> Params:
     """Parse and validate a parameters file (default: the project's params.yaml)."""
     path = Path(path) if path else paths.PARAMS
+    if not path.is_absolute() and not path.exists():
+        path = paths.ROOT / path  # as recorded in executed notebooks: relative to the root
     name = paths.rel(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

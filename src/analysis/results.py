@@ -144,10 +144,10 @@ class Registry:
         )
         return frame
 
-    def save(self, folder: Path = paths.RESULTS) -> Path:
-        out = Path(folder) / f"{self.notebook}.json"
-        write_if_changed(out, dumps(self.results))
-        return out
+    def save(self, folder: Path = paths.RESULTS) -> None:
+        """Write reports/results/<notebook>.json. Returns nothing on purpose: a path
+        shown as a notebook's last output would differ between runs (staging folder)."""
+        write_if_changed(Path(folder) / f"{self.notebook}.json", dumps(self.results))
 
 
 def dumps(obj: Any) -> str:

@@ -117,7 +117,9 @@ def execute(
     section = params_mod.section(params_mod.load(params_file), params_mod.section_name(notebook))
     parameters = {
         "params": section,
-        "params_file": str(Path(params_file).resolve()) if params_file else None,
+        # relative to the project root: the executed copy must not depend on where
+        # the project lives (same inputs, same bytes)
+        "params_file": paths.rel(Path(params_file).resolve()) if params_file else None,
     }
     from jupyter_client.manager import KernelManager
 

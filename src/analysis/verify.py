@@ -42,10 +42,10 @@ from analysis.io import write_atomic, write_if_changed
 
 RECORD = paths.REPORTS / "expected-results.json"
 REFERENCE_FIGURES = paths.REPORTS / "expected-figures"
-REL_TOL = 1e-6          # model estimates: relative tolerance
-ABS_TOL = 1e-9          # ... and absolute, for values near zero
-PIXEL_TOL = 8           # a pixel differs if any channel differs by more than this (of 255)
-PIXEL_SHARE = 0.001     # figures match if at most this share of pixels differ
+REL_TOL = 1e-6  # model estimates: relative tolerance
+ABS_TOL = 1e-9  # ... and absolute, for values near zero
+PIXEL_TOL = 8  # a pixel differs if any channel differs by more than this (of 255)
+PIXEL_SHARE = 0.001  # figures match if at most this share of pixels differ
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Row:
     expected: str
     got: str
     difference: str
-    verdict: str          # ok | MISMATCH | MISSING | NEW
+    verdict: str  # ok | MISMATCH | MISSING | NEW
     note: str = ""
 
 
@@ -75,12 +75,28 @@ def check_raw(record: dict) -> tuple[list[Row], set[str]]:
         declared = res["hash"].removeprefix("sha256:")
         recorded = record.get("raw", {}).get(f)
         if got != declared:
-            rows.append(Row(f, declared[:12], got[:12], "checksum", "MISMATCH",
-                            "file differs from datapackage.json"))
+            rows.append(
+                Row(
+                    f,
+                    declared[:12],
+                    got[:12],
+                    "checksum",
+                    "MISMATCH",
+                    "file differs from datapackage.json",
+                )
+            )
         elif recorded and recorded != got:
             changed.add(f)
-            rows.append(Row(f, recorded[:12], got[:12], "changed since the record", "CHANGED",
-                            "results computed from it may differ"))
+            rows.append(
+                Row(
+                    f,
+                    recorded[:12],
+                    got[:12],
+                    "changed since the record",
+                    "CHANGED",
+                    "results computed from it may differ",
+                )
+            )
         else:
             rows.append(Row(f, declared[:12], got[:12], "", "ok"))
     return rows, changed
@@ -89,8 +105,10 @@ def check_raw(record: dict) -> tuple[list[Row], set[str]]:
 def lock_pins(lock: Path = paths.ROOT / "requirements.lock") -> dict[str, str]:
     import re
 
-    return {m.group(1): m.group(2) for m in re.finditer(
-        r"^([A-Za-z0-9_.\-]+)==([^\s\\;]+)", lock.read_text(), re.M)}
+    return {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==([^\s\\;]+)", lock.read_text(), re.M)
+    }
 
 
 def check_environment(lock: Path = paths.ROOT / "requirements.lock") -> list[Row]:
@@ -101,8 +119,16 @@ def check_environment(lock: Path = paths.ROOT / "requirements.lock") -> list[Row
         except PackageNotFoundError:
             got = "not installed"
         if got != pinned:
-            rows.append(Row(f"package {name}", pinned, got, "version", "MISMATCH",
-                            "installed version differs from requirements.lock"))
+            rows.append(
+                Row(
+                    f"package {name}",
+                    pinned,
+                    got,
+                    "version",
+                    "MISMATCH",
+                    "installed version differs from requirements.lock",
+                )
+            )
     if not rows:
         rows.append(Row("packages", f"{len(lock_pins(lock))} pinned", "all as pinned", "", "ok"))
     return rows
@@ -120,11 +146,25 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
 
     def run(nb: Path) -> None:
         out = scratch / "reports" / "notebooks" / nb.name
-        r = subprocess.run([sys.executable, "-m", "analysis.run", str(nb), "--params",
-                            str(scratch / "params.yaml"), "--out", str(out)],
-                           env=env, capture_output=True, text=True)
-        print(f"[verify] {r.stdout.strip().splitlines()[-1] if r.stdout.strip() else nb.name}",
-              flush=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "analysis.run",
+                str(nb),
+                "--params",
+                str(scratch / "params.yaml"),
+                "--out",
+                str(out),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        print(
+            f"[verify] {r.stdout.strip().splitlines()[-1] if r.stdout.strip() else nb.name}",
+            flush=True,
+        )
         if r.returncode != 0:
             raise RuntimeError(f"{nb.name} failed during re-execution:\n{r.stderr}")
 
@@ -145,8 +185,12 @@ def _fmt(v) -> str:
 
 
 def _close(a, b, exact: bool) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
-            not isinstance(a, bool) and not isinstance(b, bool):
+    if (
+        isinstance(a, (int, float))
+        and isinstance(b, (int, float))
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+    ):
         if exact:
             return a == b
         return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
@@ -172,8 +216,9 @@ def compare_results(expected: dict, got: dict, changed_raw: set[str]) -> list[Ro
             rows.append(Row(key, "-", _fmt(g["value"]), "", "NEW", "not in the record"))
             continue
         exact = e["kind"] in ("count", "text")
-        same = _close(e["value"], g["value"], exact) and \
-            _close(e.get("interval"), g.get("interval"), exact)
+        same = _close(e["value"], g["value"], exact) and _close(
+            e.get("interval"), g.get("interval"), exact
+        )
         diff = ""
         if isinstance(e["value"], (int, float)) and isinstance(g["value"], (int, float)):
             diff = f"{g['value'] - e['value']:+.6g}"
@@ -182,10 +227,14 @@ def compare_results(expected: dict, got: dict, changed_raw: set[str]) -> list[Ro
         note = tolerance_of(e)
         if not same:
             why = sorted(set(e["sources"]) & changed_raw)
-            note = (f"computed from changed {', '.join(why)}" if why
-                    else "UNEXPECTED: none of its raw files changed")
-        rows.append(Row(key, _fmt(e["value"]), _fmt(g["value"]), diff,
-                        "ok" if same else "MISMATCH", note))
+            note = (
+                f"computed from changed {', '.join(why)}"
+                if why
+                else "UNEXPECTED: none of its raw files changed"
+            )
+        rows.append(
+            Row(key, _fmt(e["value"]), _fmt(g["value"]), diff, "ok" if same else "MISMATCH", note)
+        )
     return rows
 
 
@@ -215,15 +264,23 @@ def compare_figures(expected: dict, figures: Path, reference: Path) -> list[Row]
             continue
         got = {"png": sha256(png), "svg": sha256(svg)}
         if got == e:
-            rows.append(Row(f"figure {name}", e["png"][:12], got["png"][:12], "", "ok",
-                            "identical bytes"))
+            rows.append(
+                Row(f"figure {name}", e["png"][:12], got["png"][:12], "", "ok", "identical bytes")
+            )
             continue
         ref = reference / f"{name}.png"
         share = pixel_share(ref, png) if ref.exists() else 1.0
         ok = share <= PIXEL_SHARE
-        rows.append(Row(f"figure {name}", e["png"][:12], got["png"][:12],
-                        f"{100 * share:.3f}% of pixels", "ok" if ok else "MISMATCH",
-                        f"bytes differ; pixel threshold {100 * PIXEL_SHARE:g}%"))
+        rows.append(
+            Row(
+                f"figure {name}",
+                e["png"][:12],
+                got["png"][:12],
+                f"{100 * share:.3f}% of pixels",
+                "ok" if ok else "MISMATCH",
+                f"bytes differ; pixel threshold {100 * PIXEL_SHARE:g}%",
+            )
+        )
     return rows
 
 
@@ -238,26 +295,43 @@ def merged_results(reports: Path) -> dict:
 def make_record(reports: Path) -> dict:
     from analysis import data
 
-    figs = {p.stem: {"png": sha256(p), "svg": sha256(p.with_suffix(".svg"))}
-            for p in sorted((reports / "figures").glob("*.png"))}
-    raw = {f"data/raw/{r['path']}": r["hash"].removeprefix("sha256:")
-           for r in data.package()["resources"]}
-    return {"results": merged_results(reports), "figures": figs, "raw": raw,
-            "tolerances": {"count": "exact", "text": "exact", "table": f"relative {REL_TOL:g}",
-                           "estimate": f"relative {REL_TOL:g}, absolute {ABS_TOL:g}",
-                           "figures": f"sha256, else at most {100 * PIXEL_SHARE:g}% of PNG "
-                                      f"pixels differing by more than {PIXEL_TOL}/255"}}
+    figs = {
+        p.stem: {"png": sha256(p), "svg": sha256(p.with_suffix(".svg"))}
+        for p in sorted((reports / "figures").glob("*.png"))
+    }
+    raw = {
+        f"data/raw/{r['path']}": r["hash"].removeprefix("sha256:")
+        for r in data.package()["resources"]
+    }
+    return {
+        "results": merged_results(reports),
+        "figures": figs,
+        "raw": raw,
+        "tolerances": {
+            "count": "exact",
+            "text": "exact",
+            "table": f"relative {REL_TOL:g}",
+            "estimate": f"relative {REL_TOL:g}, absolute {ABS_TOL:g}",
+            "figures": f"sha256, else at most {100 * PIXEL_SHARE:g}% of PNG "
+            f"pixels differing by more than {PIXEL_TOL}/255",
+        },
+    }
 
 
 def record(reports: Path, out: Path = RECORD, reference: Path = REFERENCE_FIGURES) -> list[str]:
     """Write the record from a fresh run; return a description of what changed."""
     old = json.loads(out.read_text()) if out.exists() else {"results": {}, "figures": {}}
     new = make_record(reports)
-    changes = [f"{r.verdict:8s} {r.item}: {r.expected} -> {r.got}"
-               for r in compare_results(old.get("results", {}), new["results"], set())
-               if r.verdict != "ok"]
-    changes += [f"figure   {n}" for n in sorted(set(old.get("figures", {})) | set(new["figures"]))
-                if old.get("figures", {}).get(n) != new["figures"].get(n)]
+    changes = [
+        f"{r.verdict:8s} {r.item}: {r.expected} -> {r.got}"
+        for r in compare_results(old.get("results", {}), new["results"], set())
+        if r.verdict != "ok"
+    ]
+    changes += [
+        f"figure   {n}"
+        for n in sorted(set(old.get("figures", {})) | set(new["figures"]))
+        if old.get("figures", {}).get(n) != new["figures"].get(n)
+    ]
     write_if_changed(out, json.dumps(new, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     reference.mkdir(parents=True, exist_ok=True)
     for p in sorted((reports / "figures").glob("*.png")):
@@ -270,22 +344,31 @@ def record(reports: Path, out: Path = RECORD, reference: Path = REFERENCE_FIGURE
 
 # ------------------------------------------------------------------ report
 def to_html(sections: dict[str, list[Row]], verdict: str) -> str:
-    css = ("body{font-family:Helvetica,Arial,sans-serif;max-width:70rem;margin:1rem auto;"
-           "padding:0 1rem}table{border-collapse:collapse;font-size:.8rem;width:100%}"
-           "td,th{border-bottom:1px solid #ddd;padding:.2rem .4rem;text-align:left}"
-           ".bad{background:#fde2e2}.new{background:#fff4d6}")
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             f"<title>Verification</title><style>{css}</style></head><body>",
-             f"<h1>Verification: {html.escape(verdict)}</h1>"]
+    css = (
+        "body{font-family:Helvetica,Arial,sans-serif;max-width:70rem;margin:1rem auto;"
+        "padding:0 1rem}table{border-collapse:collapse;font-size:.8rem;width:100%}"
+        "td,th{border-bottom:1px solid #ddd;padding:.2rem .4rem;text-align:left}"
+        ".bad{background:#fde2e2}.new{background:#fff4d6}"
+    )
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>Verification</title><style>{css}</style></head><body>",
+        f"<h1>Verification: {html.escape(verdict)}</h1>",
+    ]
     for title, rows in sections.items():
-        parts.append(f"<h2>{html.escape(title)}</h2><table><tr><th>Item</th><th>Expected</th>"
-                     "<th>Got</th><th>Difference</th><th>Verdict</th><th>Note</th></tr>")
+        parts.append(
+            f"<h2>{html.escape(title)}</h2><table><tr><th>Item</th><th>Expected</th>"
+            "<th>Got</th><th>Difference</th><th>Verdict</th><th>Note</th></tr>"
+        )
         for r in rows:
             cls = {"MISMATCH": "bad", "MISSING": "bad", "NEW": "new", "CHANGED": "new"}.get(
-                r.verdict, "")
-            cells = "".join(f"<td>{html.escape(str(x))}</td>" for x in
-                            (r.item, r.expected, r.got, r.difference, r.verdict, r.note))
+                r.verdict, ""
+            )
+            cells = "".join(
+                f"<td>{html.escape(str(x))}</td>"
+                for x in (r.item, r.expected, r.got, r.difference, r.verdict, r.note)
+            )
             parts.append(f"<tr class='{cls}'>{cells}</tr>")
         parts.append("</table>")
     parts.append("</body></html>\n")
@@ -300,8 +383,10 @@ def print_table(title: str, rows: list[Row], only_problems: bool = False) -> Non
     w = max(len(r.item) for r in shown)
     print(f"{'item':{w}s}  {'expected':>14s}  {'got':>14s}  {'difference':>12s}  verdict")
     for r in shown:
-        print(f"{r.item:{w}s}  {r.expected[:14]:>14s}  {r.got[:14]:>14s}  "
-              f"{r.difference[:12]:>12s}  {r.verdict}  {r.note}")
+        print(
+            f"{r.item:{w}s}  {r.expected[:14]:>14s}  {r.got[:14]:>14s}  "
+            f"{r.difference[:12]:>12s}  {r.verdict}  {r.note}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,8 +411,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if a.record:
             changes = record(reports)
-            print(f"[record] {paths.rel(RECORD)}: " +
-                  (f"{len(changes)} change(s)" if changes else "no change"))
+            print(
+                f"[record] {paths.rel(RECORD)}: "
+                + (f"{len(changes)} change(s)" if changes else "no change")
+            )
             for c in changes:
                 print("  " + c)
             return 0
@@ -337,17 +424,21 @@ def main(argv: list[str] | None = None) -> int:
             "Results": compare_results(rec["results"], merged_results(reports), changed),
             "Figures": compare_figures(rec["figures"], reports / "figures", REFERENCE_FIGURES),
         }
-    bad = [(t, r) for t, rows in sections.items() for r in rows
-           if r.verdict in ("MISMATCH", "MISSING", "NEW")]
+    bad = [
+        (t, r)
+        for t, rows in sections.items()
+        for r in rows
+        if r.verdict in ("MISMATCH", "MISSING", "NEW")
+    ]
     verdict = "PASS" if not bad else f"FAIL ({len(bad)} mismatches)"
     for title, rows in sections.items():
-        print_table(title, rows, only_problems=title in ("Raw data", "Environment")
-                    and not a.all)
+        print_table(title, rows, only_problems=title in ("Raw data", "Environment") and not a.all)
     write_atomic(a.out, to_html(sections, verdict).encode("utf-8"))
     print(f"\n[verify] {verdict}; table written to {paths.rel(a.out)}")
     for title, r in bad:
-        print(f"  mismatch ({title.lower()}): {r.item}: expected {r.expected}, got {r.got}"
-              f" ({r.note})")
+        print(
+            f"  mismatch ({title.lower()}): {r.item}: expected {r.expected}, got {r.got} ({r.note})"
+        )
     return 0 if not bad else 1
 
 

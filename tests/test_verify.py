@@ -1,0 +1,119 @@
+"""Reviewers: `make verify` passes on a clean build, names the results that depend
+on a changed raw value (and only those), reports environment differences, and two
+clean builds are byte-identical."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis import verify
+from conftest import copy_project, edit, make
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_verify(root: Path) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root)}
+    return subprocess.run(
+        [sys.executable, "-m", "analysis.verify"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("verify") / "project")
+
+
+@pytest.mark.notebook
+def test_verify_passes_and_leaves_reports_untouched(scratch: Path):
+    before = sorted(p.relative_to(scratch) for p in (scratch / "reports").rglob("*"))
+    r = run_verify(scratch)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert "[verify] PASS" in r.stdout
+    page = (scratch / "reports" / "verification.html").read_text()
+    assert "Verification: PASS" in page and "ngo_registered_ref" in page
+    after = sorted(p.relative_to(scratch) for p in (scratch / "reports").rglob("*"))
+    assert set(after) - set(before) == {Path("reports/verification.html")}
+
+
+@pytest.mark.notebook
+def test_changed_raw_value_names_the_dependent_results(scratch: Path):
+    raw = scratch / "data" / "raw"
+    edit(raw, "population.csv", "2023,20330104", "2023,20000000")
+    r = run_verify(scratch)
+    assert r.returncode == 1
+    mismatches = [line for line in r.stdout.splitlines() if line.startswith("  mismatch")]
+    keys = {line.split(": ")[1] for line in mismatches}
+    assert {"ngo_registered_per_capita_ref", "ngo_active_per_capita_ref"} <= keys
+    # only plausible ones: every mismatch was computed from population.csv
+    assert all("computed from changed data/raw/population.csv" in m for m in mismatches), mismatches
+    assert "UNEXPECTED" not in r.stdout
+    assert "data/raw/population.csv" in r.stdout and "CHANGED" in r.stdout
+
+
+def test_environment_difference_is_reported(tmp_path: Path):
+    lock = (ROOT / "requirements.lock").read_text()
+    old = next(line for line in lock.splitlines() if line.startswith("pandas=="))
+    bad = tmp_path / "requirements.lock"
+    bad.write_text(lock.replace(old, "pandas==1.0.0 \\"))
+    rows = verify.check_environment(bad)
+    assert [(r.item, r.expected, r.verdict) for r in rows] == [
+        ("package pandas", "1.0.0", "MISMATCH")
+    ]
+    assert verify.check_environment()[0].verdict == "ok"
+
+
+def test_tolerances():
+    e = {"value": 1.0, "kind": "estimate", "sources": ["data/raw/x.csv"]}
+    rows = verify.compare_results(
+        {"a": e, "b": {**e, "kind": "count", "value": 5}},
+        {"a": {**e, "value": 1.0 + 1e-9}, "b": {**e, "kind": "count", "value": 6}},
+        set(),
+    )
+    assert [r.verdict for r in rows] == ["ok", "MISMATCH"]
+    assert "UNEXPECTED" in rows[1].note
+
+
+def test_pixel_comparison(tmp_path: Path):
+    import numpy as np
+    from PIL import Image
+
+    a = np.full((100, 100, 3), 255, np.uint8)
+    b = a.copy()
+    b[0, 0] = 0  # one pixel of 10,000 differs: 0.01%
+    Image.fromarray(a).save(tmp_path / "a.png")
+    Image.fromarray(b).save(tmp_path / "b.png")
+    assert verify.pixel_share(tmp_path / "a.png", tmp_path / "b.png") == pytest.approx(1e-4)
+
+
+@pytest.mark.notebook
+def test_two_clean_builds_are_byte_identical(built: Path, tmp_path: Path):
+    other = copy_project(tmp_path / "second")
+    r = make(other, "report")
+    assert r.returncode == 0, r.stderr
+    names = ["reports/paper.html", "reports/results.json"]
+    names += [str(p.relative_to(built)) for p in (built / "reports" / "figures").iterdir()]
+    names += [str(p.relative_to(built)) for p in (built / "reports" / "notebooks").iterdir()]
+    names += [str(p.relative_to(built)) for p in (built / "data" / "processed").iterdir()]
+    assert len(names) > 30
+    differ = [n for n in names if (built / n).read_bytes() != (other / n).read_bytes()]
+    assert differ == []
+
+
+def test_record_is_committed_and_complete():
+    rec = json.loads((ROOT / "reports" / "expected-results.json").read_text())
+    assert len(rec["results"]) > 100 and len(rec["figures"]) == 7
+    for name in rec["figures"]:
+        assert (ROOT / "reports" / "expected-figures" / f"{name}.png").exists()
