@@ -13,6 +13,11 @@ SHELL := bash
 .DELETE_ON_ERROR:
 .SUFFIXES:
 MAKEFLAGS += --no-builtin-rules
+# Parallel by default: one job per core (progress lines are single writes).
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+ifeq ($(filter -j% --jobs%,$(MAKEFLAGS) $(MFLAGS)),)
+MAKEFLAGS += --jobs=$(NPROC)
+endif
 
 PARAMS ?= params.yaml
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -24,12 +29,11 @@ UV := $(shell command -v uv 2>/dev/null)
 
 PKG_SRC := $(sort $(wildcard src/analysis/*.py src/analysis/templates/*)) pyproject.toml
 # what the notebooks import: the paper's assembly and template do not rerun analyses
-ANALYSIS_SRC := $(filter-out src/analysis/paper.py src/analysis/report.py src/analysis/templates/%,$(PKG_SRC))
+ANALYSIS_SRC := $(filter-out src/analysis/paper.py src/analysis/report.py src/analysis/verify.py \
+  src/analysis/progress.py src/analysis/templates/%,$(PKG_SRC))
 RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
 BUILD := .build
 STAMPS := $(BUILD)/params
-# One marker per parameters file in use, so switching PARAMS re-checks the stamps.
-PARAMS_MARK := $(STAMPS)/.from-$(shell printf '%s' "$(abspath $(PARAMS))" | md5sum | cut -c1-10)
 
 SECTIONS := data ngo parliament survey claims
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
@@ -60,18 +64,37 @@ endif
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
 	@touch $@
 
-# ---- parameters: one stamp per section, rewritten only when it changes
-$(PARAMS_MARK): $(PARAMS) src/analysis/params.py $(ENV)
-	@mkdir -p $(STAMPS)
-	@rm -f $(STAMPS)/.from-*
+# ---- parameters: one stamp per section, rewritten only when that section changes.
+# Written while make reads this file (one quick python call), so that plain file
+# dates are exact and `make -n` (the progress plan) tells the truth.
+NO_STAMPS_FOR := help clean distclean env lock test lint checksums bench verify record
+ifneq ($(wildcard $(ENV)),)
+ifeq ($(KZ_NO_STAMPS),)
+ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
+STAMP_OUT := $(shell $(PY) -m analysis.params $(PARAMS) --stamps $(STAMPS) 2>&1 || echo PARAMS-ERROR)
+ifneq ($(findstring PARAMS-ERROR,$(STAMP_OUT)),)
+$(error $(subst PARAMS-ERROR,,$(STAMP_OUT)))
+endif
+ifneq ($(STAMP_OUT),)
+$(info $(STAMP_OUT))
+endif
+endif
+endif
+endif
+# on a fresh clone the environment comes first, then the stamps
+$(STAMPS)/%.json: | $(ENV)
 	@$(PY) -m analysis.params $(PARAMS) --stamps $(STAMPS)
-	@touch $@
-$(STAMPS)/%.json: $(PARAMS_MARK) ;
+
+# ---- build-wide progress: which notebooks will run, in order (a cheap `make -n`)
+PLAN := $(BUILD)/plan.json
+.PHONY: $(PLAN)
+$(PLAN): $(ENV)
+	@$(PY) -m analysis.progress plan reports/paper.html PARAMS=$(PARAMS)
 
 # ---- stages
 # papermill through the runner; the section stamp named by the notebook
-reports/notebooks/%.ipynb: notebooks/%.ipynb $(ANALYSIS_SRC) $(ENV)
-	@$(PY) -m analysis.run $< --params $(PARAMS) --out $@
+reports/notebooks/%.ipynb: notebooks/%.ipynb $(ANALYSIS_SRC) $(ENV) | $(PLAN)
+	@$(PY) -m analysis.run $< --params $(PARAMS) --out $@ --inputs $(filter-out $(ENV),$^) requirements.lock
 
 # 01_data: validates data/raw, writes data/processed (only files whose content changes)
 reports/notebooks/01_data.ipynb: $(STAMPS)/data.json $(RAW)
@@ -107,10 +130,11 @@ data: reports/notebooks/01_data.ipynb
 .PHONY: analyses
 analyses: $(EXECUTED)
 
-# executed notebooks as HTML pages (code shown), linked from the paper
+# executed notebooks as HTML pages (code shown), linked from the paper: one process
+# for all of them (nbconvert's start-up is the cost), each page rewritten only if changed
 NOTEBOOK_PAGES := $(EXECUTED:.ipynb=.html)
-reports/notebooks/%.html: reports/notebooks/%.ipynb src/analysis/report.py $(ENV)
-	@$(PY) -m analysis.report $< --out $@
+$(NOTEBOOK_PAGES) &: $(EXECUTED) src/analysis/report.py $(ENV)
+	@$(PY) -m analysis.report $(EXECUTED)
 
 ## report: build reports/paper.html (sets up the environment if needed)
 .PHONY: report
@@ -134,6 +158,11 @@ record: $(ENV)
 .PHONY: test
 test: $(ENV)
 	$(PY) -m pytest
+
+## bench: time clean, no-op and incremental builds against plain nbconvert (bench/results.json)
+.PHONY: bench
+bench: $(ENV)
+	$(PY) bench/bench.py
 
 ## lint: ruff on the package, tests and tools
 .PHONY: lint

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def ran(out: str) -> list[str]:
-    return re.findall(r"\[run\] (\S+) done", out)
+    return [f"{n}.ipynb" for n in re.findall(r"\] (\S+) done in", out)]
 
 
 def test_help_lists_every_target():

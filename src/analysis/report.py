@@ -59,15 +59,19 @@ def export(executed: Path, out: Path) -> None:
             "</body></html>\n",
         ]
     )
-    write_atomic(out, page.encode("utf-8"))
+    write_atomic(out, page.encode("utf-8"))  # always: make compares its date
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.report")
-    ap.add_argument("executed", type=Path)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("executed", type=Path, nargs="+")
+    ap.add_argument("--out", type=Path, help="output page (one notebook only); default: "
+                    "next to each executed notebook, with .html")
     a = ap.parse_args(argv)
-    export(a.executed, a.out)
+    if a.out and len(a.executed) != 1:
+        ap.error("--out takes one notebook")
+    for nb in a.executed:
+        export(nb, a.out or nb.with_suffix(".html"))
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import paths
-from analysis.io import write_if_changed
+from analysis.io import write_atomic, write_if_changed
 
 
 def _clean(v: Any) -> Any:
@@ -166,7 +166,8 @@ def merge(files: list[Path], out: Path = paths.REPORTS / "results.json") -> dict
             if k in merged:
                 raise KeyError(f"result {k!r} recorded by {merged[k]['notebook']} and {f}")
             merged[k] = v
-    write_if_changed(out, dumps(merged))
+    # always rewritten: make compares its date with the per-notebook files
+    write_atomic(out, dumps(merged).encode("utf-8"))
     return merged
 
 

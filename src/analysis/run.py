@@ -25,6 +25,7 @@ from pathlib import Path
 from analysis import params as params_mod
 from analysis import paths
 from analysis.io import write_atomic
+from analysis.progress import Progress
 
 VOLATILE_CELL_KEYS = ("execution", "papermill")
 VOLATILE_NB_PAPERMILL = (
@@ -180,15 +181,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="executed copy (default reports/notebooks/<name>.ipynb)",
     )
+    ap.add_argument("--inputs", nargs="*", default=[],
+                    help="the notebook's prerequisites (from make): used to say why it runs")
     a = ap.parse_args(argv)
     out = a.out or paths.EXECUTED / a.notebook.name
-    print(f"[run] {a.notebook.name} ...", flush=True)
+    progress = Progress(a.notebook, a.inputs)
+    progress.start()
     try:
-        secs = execute(a.notebook, out, a.params)
+        execute(a.notebook, out, a.params)
     except (NotebookFailed, params_mod.ParamsError) as e:
+        progress.failed()
         print(str(e), file=sys.stderr)
         return 1
-    print(f"[run] {a.notebook.name} done in {secs:.1f}s -> {paths.rel(out)}", flush=True)
+    progress.done()
     return 0
 
 
