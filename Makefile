@@ -134,7 +134,8 @@ analyses: $(EXECUTED)
 # for all of them (nbconvert's start-up is the cost), each page rewritten only if changed
 NOTEBOOK_PAGES := $(EXECUTED:.ipynb=.html)
 $(NOTEBOOK_PAGES) &: $(EXECUTED) src/analysis/report.py $(ENV)
-	@$(PY) -m analysis.report $(EXECUTED)
+	@$(PY) -m analysis.report $(if $(filter src/% $(ENV),$?),$(EXECUTED),$(filter %.ipynb,$?))
+	@touch $(NOTEBOOK_PAGES)
 
 ## report: build reports/paper.html (sets up the environment if needed)
 .PHONY: report

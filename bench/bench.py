@@ -101,13 +101,13 @@ km, kc = start_new_kernel(kernel_name="kz-civil-society")
 kc.execute_interactive("import pandas, numpy, seaborn, matplotlib.pyplot, statsmodels.api; "
                        "import analysis.data, analysis.plots, analysis.processed", timeout=120)
 km.shutdown_kernel(now=True)
-print(time.perf_counter() - t0)
+print("FLOOR", time.perf_counter() - t0)
 """
 
 
 def floor_one(root: Path) -> float:
     _, out = run([str(PY), "-c", FLOOR_CODE], root)
-    return float(out.strip().splitlines()[-1])
+    return float(re.search(r"^FLOOR ([0-9.]+)$", out, re.M).group(1))
 
 
 def edit(path: Path, old: str, new: str) -> None:
