@@ -18,6 +18,19 @@ from conftest import edit, run_module
 NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("*.ipynb"))
 
 
+def run_data_stage(project: Path, params: Path, out: Path):
+    """The data stage through the runner, in a scratch project."""
+    return run_module(
+        "analysis.run",
+        str(project / "notebooks/01_data.ipynb"),
+        "--params",
+        str(params),
+        "--out",
+        str(out),
+        root=project,
+    )
+
+
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_notebook_is_clean(nb_path: Path):
     nb = json.loads(nb_path.read_text())
@@ -56,18 +69,11 @@ def test_strip_volatile_removes_timings():
 def test_data_stage_through_the_runner(project_copy: Path, tmp_path: Path):
     out = tmp_path / "01_data.ipynb"
     params = project_copy / "params.yaml"
+
     params.write_text(
         params.read_text().replace("per_capita_denominator: 10000", "per_capita_denominator: 1000")
     )
-    r = run_module(
-        "analysis.run",
-        str(project_copy / "notebooks/01_data.ipynb"),
-        "--params",
-        str(params),
-        "--out",
-        str(out),
-        root=project_copy,
-    )
+    r = run_data_stage(project_copy, params, out)
     assert r.returncode == 0, r.stderr
     nb = json.loads(out.read_text())
     injected = nb["metadata"]["papermill"]["parameters"]["params"]
@@ -89,30 +95,14 @@ def test_data_stage_through_the_runner(project_copy: Path, tmp_path: Path):
     # same inputs -> byte-identical executed copy; unchanged tables are not rewritten
     mtimes = {p.name: p.stat().st_mtime_ns for p in processed.iterdir()}
     first = out.read_bytes()
-    r = run_module(
-        "analysis.run",
-        str(project_copy / "notebooks/01_data.ipynb"),
-        "--params",
-        str(params),
-        "--out",
-        str(out),
-        root=project_copy,
-    )
+    r = run_data_stage(project_copy, params, out)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == first
     assert mtimes == {p.name: p.stat().st_mtime_ns for p in processed.iterdir()}
 
     # bad raw input: the stage fails naming file/row/column/rule, replaces nothing
     edit(project_copy / "data" / "raw", "population.csv", "2023,20330104", "2023,-5")
-    r = run_module(
-        "analysis.run",
-        str(project_copy / "notebooks/01_data.ipynb"),
-        "--params",
-        str(params),
-        "--out",
-        str(out),
-        root=project_copy,
-    )
+    r = run_data_stage(project_copy, params, out)
     assert r.returncode == 1
     assert "population.csv, row 34 (line 35), column 'population'" in r.stderr
     assert "minimum 1000000" in r.stderr
@@ -139,15 +129,7 @@ def test_bad_params_stop_before_execution(project_copy: Path, tmp_path: Path):
     params = project_copy / "params.yaml"
     params.write_text(params.read_text().replace("world: WLD", "wrold: WLD"))
     out = tmp_path / "x.ipynb"
-    r = run_module(
-        "analysis.run",
-        str(project_copy / "notebooks/01_data.ipynb"),
-        "--params",
-        str(params),
-        "--out",
-        str(out),
-        root=project_copy,
-    )
+    r = run_data_stage(project_copy, params, out)
     assert r.returncode == 1 and "key 'shared.wrold': unknown key" in r.stderr
     assert not out.exists()
 
