@@ -17,6 +17,7 @@ from bs4 import BeautifulSoup
 from analysis import paper as paper_mod
 from conftest import make
 
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 YEAR = re.compile(r"^(19|20)\d\d$")
 
@@ -195,7 +196,11 @@ def test_paper_in_headless_chromium(built: Path):
     for href in local:
         assert (page_path.parent / href).exists(), href
     assert overflow <= 1, "the page scrolls sideways on a phone"
-    assert (built / "reports" / "paper-screenshot.png").stat().st_size > 10_000
+    shot = built / "reports" / "paper-screenshot.png"
+    assert shot.stat().st_size > 10_000
+    # a copy for people to look at, in this checkout's reports/ (not committed)
+    (ROOT / "reports").mkdir(exist_ok=True)
+    shutil.copy(shot, ROOT / "reports" / "paper-screenshot.png")
 
 
 @pytest.mark.notebook
