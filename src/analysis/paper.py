@@ -265,11 +265,19 @@ class Paper:
         n = self.tabs.number(key)
         head = Markup("").join(Markup("<th>{}</th>").format(h) for _, h in columns)
         body = Markup("")
+
+        def cell(row: dict, col: str) -> str:
+            v = row.get(col)
+            if v is None:
+                return ""
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)  # counts stored as floats print as whole numbers
+            if isinstance(v, int) and row.get("unit") == "year":
+                return str(v)
+            return format_value(v)
+
         for r in rows:
-            cells = Markup("").join(
-                Markup("<td>{}</td>").format("" if r.get(c) is None else format_value(r.get(c)))
-                for c, _ in columns
-            )
+            cells = Markup("").join(Markup("<td>{}</td>").format(cell(r, c)) for c, _ in columns)
             body += Markup("<tr>{}</tr>").format(cells)
         return Markup(
             '<figure class="table" id="tab-{key}"><figcaption><span class="label">Table {n}.'

@@ -43,16 +43,24 @@ def plan(make_args: list[str]) -> list[str]:
     """
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env["KZ_NO_STAMPS"] = "1"  # the outer make already wrote them
-    out = subprocess.run(["make", "-n", "--no-print-directory", *make_args], cwd=paths.ROOT,
-                         env=env, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", *make_args],
+        cwd=paths.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout
     certain, readers, order = set(), set(), []
-    for m in re.finditer(r"analysis\.run notebooks/(\S+)\.ipynb .*?--out (\S+) --inputs ([^\n]*)",
-                         out):
+    for m in re.finditer(
+        r"analysis\.run notebooks/(\S+)\.ipynb .*?--out (\S+) --inputs ([^\n]*)", out
+    ):
         name, target, inputs = m.group(1), paths.ROOT / m.group(2), m.group(3).split()
         order.append(name)
         if not target.exists() or any(
-                (paths.ROOT / f).exists() and
-                (paths.ROOT / f).stat().st_mtime_ns > target.stat().st_mtime_ns for f in inputs):
+            (paths.ROOT / f).exists()
+            and (paths.ROOT / f).stat().st_mtime_ns > target.stat().st_mtime_ns
+            for f in inputs
+        ):
             certain.add(name)
         if any(f.startswith("data/processed/") for f in inputs):
             readers.add(name)
@@ -121,8 +129,11 @@ class Progress:
             self.plan, self.jobs = p["notebooks"], max(1, p.get("jobs", 1))
         except (OSError, json.JSONDecodeError, KeyError):
             self.plan, self.jobs = [], 1
-        self.pos = (f"[{self.plan.index(self.name) + 1}/{len(self.plan)}]"
-                    if self.name in self.plan else "[run]")
+        self.pos = (
+            f"[{self.plan.index(self.name) + 1}/{len(self.plan)}]"
+            if self.name in self.plan
+            else "[run]"
+        )
         self.t0 = time.perf_counter()
 
     def start(self) -> None:
@@ -141,9 +152,12 @@ class Progress:
         print(f"{self.pos} {self.name} done in {secs:.1f}s", flush=True)
         if self.inputs:
             RUNS.mkdir(parents=True, exist_ok=True)
-            write_atomic(RUNS / f"{self.name}.json", json.dumps(
-                {"seconds": round(secs, 2), "inputs": self.inputs}, indent=1,
-                sort_keys=True).encode())
+            write_atomic(
+                RUNS / f"{self.name}.json",
+                json.dumps(
+                    {"seconds": round(secs, 2), "inputs": self.inputs}, indent=1, sort_keys=True
+                ).encode(),
+            )
         return secs
 
     def failed(self) -> None:

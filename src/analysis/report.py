@@ -65,8 +65,11 @@ def export(executed: Path, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.report")
     ap.add_argument("executed", type=Path, nargs="+")
-    ap.add_argument("--out", type=Path, help="output page (one notebook only); default: "
-                    "next to each executed notebook, with .html")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="output page (one notebook only); default: next to each executed notebook, with .html",
+    )
     a = ap.parse_args(argv)
     if a.out and len(a.executed) != 1:
         ap.error("--out takes one notebook")

@@ -181,8 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="executed copy (default reports/notebooks/<name>.ipynb)",
     )
-    ap.add_argument("--inputs", nargs="*", default=[],
-                    help="the notebook's prerequisites (from make): used to say why it runs")
+    ap.add_argument(
+        "--inputs",
+        nargs="*",
+        default=[],
+        help="the notebook's prerequisites (from make): used to say why it runs",
+    )
     a = ap.parse_args(argv)
     out = a.out or paths.EXECUTED / a.notebook.name
     progress = Progress(a.notebook, a.inputs)
