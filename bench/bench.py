@@ -32,20 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from analysis.scratch import copy_project
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = ROOT / ".venv" / "bin" / "python"
 JUPYTER = ROOT / ".venv" / "bin" / "jupyter"
-
-
-def copy_project(dst: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dst / f)
-    (dst / ".venv").symlink_to(ROOT / ".venv")
-    return dst
 
 
 def run(cmd: list[str], root: Path, check: bool = True) -> tuple[float, str]:
@@ -84,8 +75,19 @@ def baseline(root: Path) -> float:
     out = Path(tempfile.mkdtemp(prefix="kz-baseline-"))
     t0 = time.perf_counter()
     for nb in notebooks(root):
-        run([str(JUPYTER), "nbconvert", "--execute", "--to", "notebook",
-             "--output-dir", str(out), str(nb)], root)
+        run(
+            [
+                str(JUPYTER),
+                "nbconvert",
+                "--execute",
+                "--to",
+                "notebook",
+                "--output-dir",
+                str(out),
+                str(nb),
+            ],
+            root,
+        )
     for nb in sorted(out.glob("*.ipynb")):
         run([str(JUPYTER), "nbconvert", "--to", "html", "--output-dir", str(out), str(nb)], root)
     secs = time.perf_counter() - t0
@@ -162,15 +164,19 @@ def main(argv: list[str] | None = None) -> int:
             par_ran = ran(out)
             params.write_text(original)
             run(["make", "report"], root)
-        print(f"[bench] one params section changed: {med(par_runs):.1f}s, ran {par_ran}",
-              flush=True)
+        print(
+            f"[bench] one params section changed: {med(par_runs):.1f}s, ran {par_ran}", flush=True
+        )
 
         floors = [floor_one(root) for _ in range(a.reps)]
         print(f"[bench] floor: kernel start + imports {med(floors):.2f}s x {n_nb}", flush=True)
 
     results = {
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "repetitions": a.reps,
         "notebooks": n_nb,
         "clean_build_pipeline_s": round(med(clean), 2),
@@ -183,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         "params_change_ran": par_ran,
         "floor_kernel_plus_imports_s": round(med(floors), 2),
         "floor_total_s": round(med(floors) * n_nb, 2),
-        "runs": {"clean_pipeline": [round(x, 2) for x in clean],
-                 "clean_baseline": [round(x, 2) for x in base],
-                 "noop": [round(x, 3) for x in noop]},
+        "runs": {
+            "clean_pipeline": [round(x, 2) for x in clean],
+            "clean_baseline": [round(x, 2) for x in base],
+            "noop": [round(x, 3) for x in noop],
+        },
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from analysis import data, paths
+from analysis.scratch import copy_project  # noqa: F401  (tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -68,23 +69,6 @@ def make(root: Path, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=1200,
     )
-
-
-def copy_project(dst: Path) -> Path:
-    """Copy the tracked and untracked-not-ignored files, sharing this checkout's .venv."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dst / f)  # keep mtimes: the env stamp stays valid
-    (dst / ".venv").symlink_to(ROOT / ".venv")
-    return dst
 
 
 @pytest.fixture(scope="session")

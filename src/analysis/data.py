@@ -178,10 +178,10 @@ def _checks(field: dict, refs: dict[str, set[str]]) -> list:
                 error="source id resolves to an entry of datapackage.json sources",
             )
         )
-    for key in (f"fk:{field['name']}",):
-        if key in refs:
-            allowed = refs[key]
-            out.append(pa.Check.isin(sorted(allowed), error=f"foreign key: {refs[key + ':rule']}"))
+    fk = refs.get(f"fk:{field['name']}")
+    if fk is not None:
+        allowed, rule = fk
+        out.append(pa.Check.isin(sorted(allowed), error=f"foreign key: {rule}"))
     return out
 
 
@@ -290,8 +290,10 @@ def load(
         ref = fk["reference"]
         if ref["resource"] not in _loaded:
             _loaded[ref["resource"]] = load(ref["resource"], base, pkg, _loaded)
-        refs[f"fk:{fk['fields']}"] = set(_loaded[ref["resource"]][ref["fields"]].dropna())
-        refs[f"fk:{fk['fields']}:rule"] = f"value present in {ref['resource']}.{ref['fields']}"
+        refs[f"fk:{fk['fields']}"] = (
+            set(_loaded[ref["resource"]][ref["fields"]].dropna()),
+            f"value present in {ref['resource']}.{ref['fields']}",
+        )
     df = _read_csv(path, res)
     try:
         out = schema(res, refs).validate(df, lazy=True)

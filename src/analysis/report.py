@@ -27,14 +27,14 @@ img{max-width:100%;height:auto}
 """
 
 
-def notebook_body(executed: Path, with_code: bool = True) -> str:
+def notebook_body(executed: Path) -> str:
     """HTML body of one executed notebook (nbconvert's basic template, no scripts)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
         template_name="basic",
-        exclude_input=not with_code,
+        exclude_input=False,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
