@@ -6,29 +6,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from analysis import verify
-from conftest import copy_project, edit, make
+from conftest import copy_project, edit, make, run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_verify(root: Path) -> subprocess.CompletedProcess:
-    import os
-
-    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root)}
-    return subprocess.run(
-        [sys.executable, "-m", "analysis.verify"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    return run_module("analysis.verify", root=root)
 
 
 @pytest.fixture(scope="module")
