@@ -9,8 +9,9 @@ Each checker returns candidate values found in the data, each tagged:
 
 `verdict` turns them into one of four verdicts with a one-line reason:
 consistent / consistent with a different definition / inconsistent / cannot check.
-A claim matches a candidate when they agree to the claim's own precision
-(half a unit of its last digit).
+A claim matches a candidate when they agree within the claim's own precision:
+the `tolerance` column of the claims table, half a unit of the last significant
+digit as the article prints it (so "1.8 billion" allows 50 million either way).
 """
 
 from __future__ import annotations
@@ -22,6 +23,19 @@ from decimal import Decimal
 import pandas as pd
 
 from analysis import parliament as P
+
+SERIES_NAMES = {
+    "ministry_register": "ministry NGO register",
+    "moj_noncommercial": "Ministry of Justice, all non-commercial bodies",
+    "bns_statistical": "statistics bureau count",
+    "early_secondary": "early secondary count",
+}
+ANNUAL_NAMES = {
+    "wdi_2026oct": "World Bank WDI, 2026 vintage",
+    "wdi_2021mar": "World Bank WDI, 2021 vintage",
+    "ipu_wmn_monthly": "IPU monthly ranking",
+    "kazstat_sdg_551": "national statistics, SDG 5.5.1",
+}
 
 CONSISTENT = "consistent"
 DIFFERENT = "consistent with a different definition"
@@ -121,21 +135,38 @@ def _years(refers_to: str) -> tuple[int, int]:
 
 
 def ngo_count_candidates(claim: pd.Series, counts: pd.DataFrame) -> list[Candidate]:
+    """Counts of the claim's years (flagged implausible values left out); for a
+    claim about active NGOs, the narrower 'active' tier is another definition."""
     y0, y1 = _years(claim["refers_to"])
-    status = "active" if "active" in claim["quantity"] else None
-    sub = counts[(counts["year"] >= y0) & (counts["year"] <= y1)]
-    if status:
-        sub = sub[sub["status"] == status]
+    active = "active" in claim["quantity"]
+    sub = counts[(counts["year"] >= y0) & (counts["year"] <= y1) & (counts["quality"] == "ok")]
+    if active:
+        sub = sub[sub["status"].str.startswith("active")]
     bounds = {"lower": "more than ", "approximate": "about ", "point": ""}
     return [
         Candidate(
             float(r["count"]),
-            "same",
-            f"{bounds[r['bound']]}{int(r['count']):,} {r['status']} ({r['series']}, "
-            f"{r['year']}, {r['source_id']})",
+            "definition" if r["status"] == "active (narrow tier)" else "same",
+            f"{bounds[r['bound']]}{int(r['count']):,} {r['status']} NGOs "
+            f"({SERIES_NAMES[r['series']]}, {r['year']})",
             ref=r,
         )
         for _, r in sub.sort_values(["year", "source_id"]).iterrows()
+    ]
+
+
+def official_fold_candidates(growth: pd.DataFrame) -> list[Candidate]:
+    """Growth factors stated by officials or statistics for the register itself
+    (`ngo_growth_statements`): another period and definition than the claim's."""
+    return [
+        Candidate(
+            float(r["fold"]),
+            "definition",
+            f"{'about ' if r['bound'] == 'approximate' else ''}{r['fold']:g}-fold "
+            f"{r['from_year']} to {r['to_year']} as stated by "
+            f"{'an official' if r['provenance'].startswith('official') else 'a report'}",
+        )
+        for _, r in growth.sort_values("from_year").iterrows()
     ]
 
 
@@ -147,8 +178,9 @@ def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[
         "same" if start["series"] == end["series"] and start["bound"] == "point" else "definition"
     )
     what = (
-        f"{int(end['count']):,} {end['status']} ({end['series']}, {end['year']}) / "
-        f"{int(start['count']):,} ({start['series']}, {start['year']}, {start['bound']})"
+        f"{int(end['count']):,} {end['status']} ({SERIES_NAMES[end['series']]}, {end['year']}) "
+        f"divided by {'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
+        f"({SERIES_NAMES[start['series']]}, {start['year']})"
     )
     return [Candidate(ratio, kind, what)]
 
@@ -173,7 +205,7 @@ def funding_candidates(claim: pd.Series, funding: pd.DataFrame) -> list[Candidat
         Candidate(
             float(r["amount"]),
             "same" if r["kind"] == "annual" else "definition",
-            f"{r['kind']} amount: {r['programme']} ({r['period']}, {r['source_id']})",
+            f"{r['kind']} amount: {r['programme']} ({r['period']})",
         )
         for _, r in sub.iterrows()
     ]
@@ -186,18 +218,17 @@ def parliament_candidates(
     and the lower chamber in the neighbouring years."""
     (y, _) = _years(claim["refers_to"])
     wdi = annual[(annual["iso3"] == "KAZ") & (annual["source_id"] == series)].set_index("year")
+    name = ANNUAL_NAMES.get(series, series)
     out = []
     if y in wdi.index:
-        out.append(
-            Candidate(float(wdi.loc[y, "women_pct"]), "same", f"lower chamber ({series}) {y}")
-        )
+        out.append(Candidate(float(wdi.loc[y, "women_pct"]), "same", f"lower chamber {y} ({name})"))
     both = P.both_chambers_in_year(picked, wdi["women_pct"], y)
     if both is not None:
         out.append(Candidate(both[0], "definition", f"both chambers {y} ({both[1]})"))
     for yy in (y - 1, y + 1):
         if yy in wdi.index:
             out.append(
-                Candidate(float(wdi.loc[yy, "women_pct"]), "year", f"lower chamber ({series}) {yy}")
+                Candidate(float(wdi.loc[yy, "women_pct"]), "year", f"lower chamber {yy} ({name})")
             )
     return out
 
@@ -210,17 +241,13 @@ def target_year_candidates(claim: pd.Series, events: pd.DataFrame) -> list[Candi
         text = e["event"]
         if "NOT verified" in text:
             continue
-        out.append(
-            Candidate(
-                float(e["year"]), "same", f"30% commitment made in {e['year']} ({e['event_id']})"
-            )
-        )
+        out.append(Candidate(float(e["year"]), "same", f"30% commitment made in {e['year']}"))
         for by in re.findall(r"by (\d{4})", text):
             out.append(
                 Candidate(
                     float(by),
                     "definition",
-                    f"the year by which the {e['year']} commitment was to be met ({e['event_id']})",
+                    f"the year by which the {e['year']} commitment was to be met",
                 )
             )
     return out
@@ -237,6 +264,7 @@ def check_all(
     events: pd.DataFrame,
     annual_series: str,
     survey_note: str,
+    growth: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Check every claim; return one row per claim with verdict, found value,
     difference and reason. Count claims are checked first, so that a ratio
@@ -246,7 +274,7 @@ def check_all(
     for i in order:
         c = claims.loc[i]
         claimed = float(c["claimed_value"])
-        tol = tolerance(c["claimed_value"])
+        tol = float(c["tolerance"]) if "tolerance" in c else tolerance(c["claimed_value"])
         reason_if_none = "no comparable value in the data"
         if c["unit"] == "organisations":
             cands = ngo_count_candidates(c, counts)
@@ -258,6 +286,8 @@ def check_all(
             ]
             mine = sorted(mine, key=lambda r: r["year"])
             cands = fold_candidates(c, mine[0], mine[-1]) if len(mine) >= 2 else []
+            if growth is not None:
+                cands += official_fold_candidates(growth)
             reason_if_none = "the article's own counts could not both be found in the data"
         elif c["unit"] == "KZT":
             cands = funding_candidates(c, funding)
@@ -273,6 +303,17 @@ def check_all(
             cands = []
             reason_if_none = survey_note
         v = verdict(claimed, cands, tol, reason_if_none)
+        unmatched = [
+            x for x in cands if x.kind == "definition" and abs(x.value - claimed) > tol + 1e-12
+        ]
+        if unmatched and v.verdict != INCONSISTENT:
+            v = Verdict(
+                v.verdict,
+                v.found,
+                v.difference,
+                v.reason + "; also in the data: " + "; ".join(x.what for x in unmatched),
+                v.candidates,
+            )
         hit = next((x for x in cands if x.ref is not None and abs(x.value - claimed) <= tol), None)
         if hit is not None:
             matched[i] = hit.ref

@@ -7,37 +7,47 @@ fractions per year; index values are in the index's own points.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 BOUND_ORDER = {"point": 0, "approximate": 1, "lower": 2}
+PROVENANCE_ORDER = {
+    "official table": 0,
+    "official statement": 1,
+    "secondary report": 2,
+    "secondary literature": 3,
+}
 
 
 def one_per_year(counts: pd.DataFrame, series: str, status: str) -> pd.DataFrame:
-    """One count per year of one series and status.
+    """One count per year of one series and status, from the `ngo_counts` table.
 
-    Where several sources report the same year, prefer a figure stated without
-    qualifier, then an approximate one, then a lower bound; ties go to the
-    source id that sorts first (deterministic, and the choice is shown).
+    Rows flagged `quality == "implausible"` are left out. Where several sources
+    report the same year, an official figure wins (official table, then official
+    statement, then a secondary report, then secondary literature); among equals
+    a figure stated without qualifier is preferred to an approximate one, and
+    that to a lower bound; ties go to the source id that sorts first.
     """
-    sub = counts[(counts["series"] == series) & (counts["status"] == status)].copy()
+    sub = counts[
+        (counts["series"] == series) & (counts["status"] == status) & (counts["quality"] == "ok")
+    ].copy()
     if sub.empty:
         return sub
-    sub["_rank"] = sub["bound"].map(BOUND_ORDER)
-    sub = sub.sort_values(["year", "_rank", "source_id"], kind="stable")
-    return sub.drop_duplicates("year").drop(columns="_rank").reset_index(drop=True)
+    sub["_p"] = sub["provenance"].map(PROVENANCE_ORDER)
+    sub["_b"] = sub["bound"].map(BOUND_ORDER)
+    sub = sub.sort_values(["year", "_p", "_b", "source_id"], kind="stable")
+    return sub.drop_duplicates("year").drop(columns=["_p", "_b"]).reset_index(drop=True)
 
 
 def active_share(counts: pd.DataFrame, series: str = "ministry_register") -> pd.DataFrame:
     """Active / registered, where one source gives both for the same year.
 
     `indicative` is True when either number is a lower bound or approximate
-    (a ratio of bounds is not a bound of the ratio).
+    (a ratio of two bounds is neither a bound nor an estimate of the ratio).
     """
-    sub = counts[counts["series"] == series]
+    sub = counts[(counts["series"] == series) & (counts["quality"] == "ok")]
     wide = sub.pivot_table(
         index=["year", "source_id"], columns="status", values="count", aggfunc="first"
     )
@@ -52,37 +62,40 @@ def active_share(counts: pd.DataFrame, series: str = "ministry_register") -> pd.
     ]
 
 
-@dataclass(frozen=True)
-class Growth:
-    rate: float  # annual growth rate (fraction per year)
-    low: float
-    high: float
-    n: int  # observations (years)
-    first_year: int
-    last_year: int
-    slope: float  # log-points per year
+def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
+    """Compound annual growth between every pair of published endpoints.
 
-
-def loglinear_growth(years, values, confidence: float = 0.95) -> Growth:
-    """Fit log(value) = a + b·year by OLS; growth rate = exp(b) - 1 with its CI."""
-    import statsmodels.api as sm
-
-    y = np.log(np.asarray(values, dtype=float))
-    x = np.asarray(years, dtype=float)
-    if len(x) < 3:
-        raise ValueError("a log-linear trend needs at least 3 observations")
-    fit = sm.OLS(y, sm.add_constant(x - x.min())).fit()
-    lo, hi = fit.conf_int(alpha=1 - confidence)[1]
-    b = fit.params[1]
-    return Growth(
-        rate=math.expm1(b),
-        low=math.expm1(lo),
-        high=math.expm1(hi),
-        n=len(x),
-        first_year=int(x.min()),
-        last_year=int(x.max()),
-        slope=float(b),
-    )
+    `per_year` is one count per year (see `one_per_year`). Every pair of years
+    at least `min_span` years apart gives a rate (end / start) ** (1 / years) - 1,
+    as a fraction per year; the columns say whether either end is a lower bound
+    or approximate. No interval: the counts are a census of a register, stated
+    in rounded figures, not a sample. The spread of the rates over the
+    defensible endpoint choices is the honest measure of uncertainty.
+    """
+    rows = []
+    data = per_year.sort_values("year").reset_index(drop=True)
+    for i, a in data.iterrows():
+        for _, b in data.iloc[i + 1 :].iterrows():
+            span = int(b["year"]) - int(a["year"])
+            if span < min_span:
+                continue
+            rows.append(
+                {
+                    "start_year": int(a["year"]),
+                    "start": int(a["count"]),
+                    "start_bound": a["bound"],
+                    "start_source": a["source_id"],
+                    "end_year": int(b["year"]),
+                    "end": int(b["count"]),
+                    "end_bound": b["bound"],
+                    "end_source": b["source_id"],
+                    "years": span,
+                    "rate": (float(b["count"]) / float(a["count"])) ** (1 / span) - 1,
+                }
+            )
+    if not rows:
+        raise ValueError(f"no pair of years at least {min_span} years apart")
+    return pd.DataFrame(rows)
 
 
 def fold_change(start: float, end: float) -> float:
@@ -103,102 +116,87 @@ def areas_summary(areas: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- civic space
 @dataclass(frozen=True)
-class Trend:
-    slope_per_decade: float
+class IndexProfile:
+    """What an index series did, described without a model (points of the index)."""
+
+    first_year: int
+    first: float
+    peak_year: int  # first year at the maximum
+    peak: float
+    step_year: int  # year of the largest one-year fall
+    step: float  # that fall (negative)
+    low_year: int  # first year at the minimum
     low: float
-    high: float
-    p_value: float
-    n: int
+    last_year: int
+    last: float
 
 
-def linear_trend(years, values, confidence: float = 0.95) -> Trend:
-    """OLS trend of an index on the year, in index points per decade."""
-    import statsmodels.api as sm
+def index_profile(years, values) -> IndexProfile:
+    """Peak, largest one-year fall, minimum and latest value of an annual index.
 
-    x = np.asarray(years, dtype=float)
-    fit = sm.OLS(np.asarray(values, dtype=float), sm.add_constant(x - x.min())).fit()
-    lo, hi = fit.conf_int(alpha=1 - confidence)[1]
-    return Trend(
-        slope_per_decade=10 * fit.params[1],
-        low=10 * lo,
-        high=10 * hi,
-        p_value=float(fit.pvalues[1]),
-        n=len(x),
-    )
-
-
-@dataclass(frozen=True)
-class Break:
-    year: int  # first year of the new regime
-    sup_f: float  # F statistic of the best split (not a standard F test)
-    level_before: float  # fitted value the year before the break
-    level_after: float  # fitted value at the break year
-    slope_before: float  # points per year
-    slope_after: float
-    cusum_stat: float
-    cusum_p: float
-
-
-def best_break(years, values, min_segment: int = 4) -> Break:
-    """Single structural break in level and slope, chosen by least squares.
-
-    For each candidate year b, fit value ~ year + D + D·(year-b) with D = [year >= b]
-    and keep the b with the smallest residual sum of squares. `sup_f` compares it
-    with one straight line; its null distribution is Andrews' sup-F, not F, so
-    no p-value is given for it. The OLS-CUSUM test (statsmodels) is reported as
-    a check of parameter stability.
+    A level series with a step and a U-shape is not a line: no trend is fitted,
+    and no interval is given (consecutive years of an expert-coded index are
+    strongly autocorrelated, so an OLS interval would be far too narrow).
     """
-    import statsmodels.api as sm
-    from statsmodels.stats.diagnostic import breaks_cusumolsresid
-
-    x = np.asarray(years, dtype=float)
-    y = np.asarray(values, dtype=float)
-    n = len(x)
-    base = sm.OLS(y, sm.add_constant(x)).fit()
-    best = None
-    for b in x[min_segment : n - min_segment + 1]:
-        d = (x >= b).astype(float)
-        X = np.column_stack([np.ones(n), x, d, d * (x - b)])
-        fit = sm.OLS(y, X).fit()
-        if best is None or fit.ssr < best[1].ssr - 1e-12:
-            best = (b, fit)
-    if best is None:
-        raise ValueError("series too short for a break search")
-    b, fit = best
-    sup_f = ((base.ssr - fit.ssr) / 2) / (fit.ssr / (n - 4)) if fit.ssr > 0 else math.inf
-    c0, c1, c2, c3 = fit.params
-    stat, p, _ = breaks_cusumolsresid(base.resid, ddof=2)
-    return Break(
-        year=int(b),
-        sup_f=float(sup_f),
-        level_before=float(c0 + c1 * (b - 1)),
-        level_after=float(c0 + c1 * b + c2),
-        slope_before=float(c1),
-        slope_after=float(c1 + c3),
-        cusum_stat=float(stat),
-        cusum_p=float(p),
+    s = pd.Series(np.asarray(values, dtype=float), index=np.asarray(years, dtype=int)).sort_index()
+    if len(s) < 3:
+        raise ValueError("an index profile needs at least 3 years")
+    diff = s.diff().dropna()
+    step_year = int(diff.idxmin())
+    return IndexProfile(
+        first_year=int(s.index[0]),
+        first=float(s.iloc[0]),
+        peak_year=int(s.idxmax()),
+        peak=float(s.max()),
+        step_year=step_year,
+        step=float(diff.loc[step_year]),
+        low_year=int(s.idxmin()),
+        low=float(s.min()),
+        last_year=int(s.index[-1]),
+        last=float(s.iloc[-1]),
     )
 
 
 @dataclass(frozen=True)
 class Association:
     rho: float
-    p_value: float
+    p_value: float  # exact two-sided permutation p-value
     n: int
     years: tuple[int, ...]
 
 
-def association(counts_by_year: pd.DataFrame, index_by_year: pd.DataFrame) -> Association:
-    """Spearman rank correlation of counts and an index over the years both have."""
-    from scipy.stats import spearmanr
+def exact_spearman(x, y) -> tuple[float, float]:
+    """Spearman's rho with an exact two-sided permutation p-value.
 
+    Every permutation of y against x is enumerated (n <= 9), so the p-value
+    needs no large-sample approximation: the share of permutations whose
+    |rho| is at least the observed one.
+    """
+    from itertools import permutations
+
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(np.asarray(x, dtype=float)), rankdata(np.asarray(y, dtype=float))
+    n = len(rx)
+    if n < 3 or n > 9:
+        raise ValueError("exact permutation test implemented for 3 to 9 points")
+
+    def rho(a, b) -> float:
+        return float(np.corrcoef(a, b)[0, 1])
+
+    observed = rho(rx, ry)
+    hits = total = 0
+    for perm in permutations(ry):
+        total += 1
+        hits += abs(rho(rx, np.array(perm))) >= abs(observed) - 1e-12
+    return observed, hits / total
+
+
+def association(counts_by_year: pd.DataFrame, index_by_year: pd.DataFrame) -> Association:
+    """Spearman rank correlation of counts and an index over the years both have,
+    with an exact permutation p-value (columns `year`, `count`; `year`, `value`)."""
     m = counts_by_year[["year", "count"]].merge(index_by_year[["year", "value"]], on="year")
     if len(m) < 3:
         raise ValueError("fewer than 3 common years")
-    res = spearmanr(m["count"].astype(float), m["value"].astype(float))
-    return Association(
-        rho=float(res.statistic),
-        p_value=float(res.pvalue),
-        n=len(m),
-        years=tuple(int(y) for y in m["year"]),
-    )
+    rho, p = exact_spearman(m["count"], m["value"])
+    return Association(rho=rho, p_value=p, n=len(m), years=tuple(int(y) for y in m["year"]))

@@ -58,7 +58,7 @@ class NgoParams(_Strict):
     reference_year: int = Field(ge=1990, le=2030)
     civic_index: str
     freedom_house_index: str
-    break_min_segment: int = Field(ge=2, le=10)
+    growth_min_span_years: int = Field(ge=1, le=30)
 
 
 class ParliamentParams(_Strict):

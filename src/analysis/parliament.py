@@ -1,13 +1,20 @@
-"""Women's representation in parliament: elections, a binomial model, annual series.
+"""Women's representation in parliament: elections, seats by tier, annual series.
 
-Units: seats; shares in percent (0-100); odds ratios are ratios of odds per
-unit of the regressor (per decade for time).
+Seats are a census of who sits in parliament, not a sample: the analyses are
+descriptive (counts, shares, differences) and carry no interval.
+Units: seats; shares in percent (0-100).
+
+Date convention. Sources give some dates as a month only ("2004-09"). Such a
+date is read as the END of its month (a year-only date as the end of its year).
+The both-chambers share at an election uses the parliament as composed after
+the election: the Senate composition in force at the end of the month in which
+the lower chamber was elected, so a Senate renewal in the same month counts.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,147 +22,109 @@ import pandas as pd
 LOWER = {"Supreme Soviet (unicameral)", "Mazhilis"}
 
 
-def _date(row) -> dt.date:
-    """Election date with unknown month/day placed at the end of the known period."""
-    y, m, d = int(row["year"]), row["month"], row["day"]
-    if pd.isna(m):
-        return dt.date(y, 12, 31)
-    if pd.isna(d):
-        nxt = dt.date(y + (m == 12), m % 12 + 1, 1)
-        return nxt - dt.timedelta(days=1)
-    return dt.date(y, int(m), int(d))
+def end_date(text: str) -> dt.date:
+    """'2004-09-19' as is; '2004-09' -> 2004-09-30; '2004' -> 2004-12-31."""
+    parts = [int(x) for x in str(text).split("-")]
+    if len(parts) == 3:
+        return dt.date(*parts)
+    if len(parts) == 2:
+        y, m = parts
+        return dt.date(y, m, calendar.monthrange(y, m)[1])
+    return dt.date(parts[0], 12, 31)
 
 
 def pick_elections(
     elections: pd.DataFrame, preferred_sources: list[str], women_2023: int
 ) -> pd.DataFrame:
-    """One row per chamber and election.
+    """One row per chamber, election and composition (the `women_parliament_elections` table).
 
     Where sources disagree, the Mazhilis 2023 row is chosen by its number of
     women (`women_2023`, 18 or 19); other elections by the order of
-    `preferred_sources`. Adds `date` (a datetime.date) and `alternatives`
-    (how many other rows the election has).
+    `preferred_sources`. Adds `date` (election date, month-only read as the
+    end of the month), `effective` (date from which the composition holds:
+    `in_force_from` when given, else `date`) and `alternatives` (how many other
+    rows the election has).
     """
     df = elections.copy()
-    df["date"] = df.apply(_date, axis=1)
+    df["in_force_from"] = df["in_force_from"].fillna("")
+    df["date"] = df["election_date"].map(end_date)
+    df["effective"] = [
+        end_date(f) if f else d for f, d in zip(df["in_force_from"], df["date"], strict=True)
+    ]
     rank = {s: i for i, s in enumerate(preferred_sources)}
     df["_rank"] = df["source_id"].map(rank).fillna(len(rank))
     is_m23 = (df["chamber"] == "Mazhilis") & (df["year"] == 2023)
     if is_m23.any() and women_2023 not in set(df.loc[is_m23, "women_seats"]):
         raise ValueError(f"no Mazhilis 2023 row with {women_2023} women")
     df.loc[is_m23 & (df["women_seats"] == women_2023), "_rank"] = -1
-    df["alternatives"] = df.groupby(["chamber", "election_date"])["source_id"].transform("size") - 1
-    df = df.sort_values(["chamber", "election_date", "_rank", "source_id"], kind="stable")
-    out = df.drop_duplicates(["chamber", "election_date"]).drop(columns="_rank")
-    return out.sort_values(["date", "chamber"]).reset_index(drop=True)
+    key = ["chamber", "election_date", "in_force_from"]
+    df["alternatives"] = df.groupby(key)["source_id"].transform("size") - 1
+    df = df.sort_values([*key, "_rank", "source_id"], kind="stable")
+    out = df.drop_duplicates(key).drop(columns="_rank")
+    return out.sort_values(["effective", "chamber"]).reset_index(drop=True)
 
 
-def assign_regime(dates, regimes: dict[str, dt.date | str]) -> list[str]:
-    """Electoral regime in force at each date: the last regime starting on or before it."""
-    starts = {k: dt.date.fromisoformat(v) if isinstance(v, str) else v for k, v in regimes.items()}
-    order = sorted(starts.items(), key=lambda kv: kv[1])
-    out = []
-    for d in dates:
-        names = [name for name, start in order if start <= d]
-        if not names:
-            raise ValueError(f"no electoral regime starts before {d}")
-        out.append(names[-1])
-    return out
+def _senate_at(picked: pd.DataFrame, when: dt.date) -> tuple[pd.Series | None, str]:
+    """The whole-chamber Senate composition in force at `when`, or None with the reason."""
+    senate = picked[(picked["chamber"] == "Senate") & (picked["effective"] <= when)]
+    senate = senate.sort_values("effective", kind="stable")
+    if senate.empty:
+        return None, "no Senate at that date"
+    last = senate.iloc[-1]
+    if last["coverage"] != "whole chamber":
+        return None, (
+            f"Senate composition after the {last['election_date']} partial renewal not found"
+        )
+    return last, f"Senate {last['women_seats']}/{last['total_seats']} in force from " + (
+        last["in_force_from"] or str(last["election_date"])
+    )
 
 
 def both_chambers(picked: pd.DataFrame) -> pd.DataFrame:
-    """Women in both chambers at each lower-chamber election.
+    """Women in both chambers after each lower-chamber election.
 
-    The Senate composition is the latest whole-chamber Senate row on or before
-    the election. If a partial Senate renewal with unknown full composition
-    happened in between (2023), the combined share is unknown (NaN) and
-    `senate_note` says why.
+    The Senate composition is the one in force at the end of the election's
+    month (see the module's date convention). Unknown (NaN, with `senate_note`)
+    where there was no Senate or a partial renewal's full composition is missing.
     """
-    senate = picked[picked["chamber"] == "Senate"].sort_values("date")
     rows = []
     for _, m in picked[picked["chamber"].isin(LOWER)].iterrows():
-        before = senate[senate["date"] <= m["date"]]
-        whole = before[before["coverage"] == "whole chamber"]
         row = {
             "election_date": m["election_date"],
+            "date": m["date"],
             "year": m["year"],
             "chamber": m["chamber"],
             "lower_women": m["women_seats"],
             "lower_seats": m["total_seats"],
+            "senate_women": np.nan,
+            "senate_seats": np.nan,
+            "both_pct": np.nan,
         }
-        if m["chamber"] != "Mazhilis" or whole.empty:
-            row.update(
-                senate_women=np.nan,
-                senate_seats=np.nan,
-                both_pct=np.nan,
-                senate_note="no Senate at that date"
-                if m["chamber"] != "Mazhilis"
-                else "no Senate composition on record",
-            )
-        elif (before["coverage"] != "whole chamber").any() and before.iloc[-1][
-            "coverage"
-        ] != "whole chamber":
-            row.update(
-                senate_women=np.nan,
-                senate_seats=np.nan,
-                both_pct=np.nan,
-                senate_note=f"Senate composition after the {before.iloc[-1]['election_date']}"
-                " partial renewal not found",
-            )
-        else:
-            s = whole.iloc[-1]
+        s, note = (None, "no Senate at that date")
+        if m["chamber"] == "Mazhilis":
+            s, note = _senate_at(picked, end_date(m["date"].strftime("%Y-%m")))
+        if s is not None:
             row.update(
                 senate_women=s["women_seats"],
                 senate_seats=s["total_seats"],
                 both_pct=100
                 * (m["women_seats"] + s["women_seats"])
                 / (m["total_seats"] + s["total_seats"]),
-                senate_note=f"Senate as of {s['election_date']} ({s['source_id']})",
             )
+        row["senate_note"] = note
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-@dataclass(frozen=True)
-class BinomialFit:
-    table: pd.DataFrame  # term, odds_ratio, low, high, p_value
-    n_elections: int
-    deviance: float
-    df_resid: int
-
-
-def binomial_model(picked: pd.DataFrame, confidence: float = 0.95) -> BinomialFit:
-    """GLM (binomial, logit) of women's seats on time (per decade) and regime.
-
-    Lower-chamber elections only; the first regime in time is the reference.
-    """
-    import statsmodels.api as sm
-
-    df = picked[picked["chamber"].isin(LOWER)].sort_values("date")
-    years = df["year"].astype(float).to_numpy()
-    X = pd.DataFrame({"const": 1.0, "decade": (years - years.min()) / 10}, index=df.index)
-    regimes = list(dict.fromkeys(df["regime"]))  # order of first appearance
-    for r in regimes[1:]:
-        X[f"regime: {r}"] = (df["regime"] == r).astype(float)
-    women = df["women_seats"].astype(float).to_numpy()
-    men = df["total_seats"].astype(float).to_numpy() - women
-    fit = sm.GLM(np.column_stack([women, men]), X, family=sm.families.Binomial()).fit()
-    ci = fit.conf_int(alpha=1 - confidence)
-    tab = pd.DataFrame(
-        {
-            "term": X.columns,
-            "odds_ratio": np.exp(fit.params.values),
-            "low": np.exp(ci[0].values),
-            "high": np.exp(ci[1].values),
-            "p_value": fit.pvalues.values,
-        }
+def seats_by_tier(tiers: pd.DataFrame) -> pd.DataFrame:
+    """Seats and women's seats by election and tier (the `women_parliament_tiers` table),
+    with the women's share where the women's count of the tier is known."""
+    out = tiers.sort_values(["election_date", "tier"]).reset_index(drop=True).copy()
+    known = out["women_seats"].notna()
+    out["women_pct"] = np.where(
+        known, 100 * out["women_seats"].astype(float) / out["seats"].astype(float), np.nan
     )
-    return BinomialFit(
-        table=tab[tab["term"] != "const"].reset_index(drop=True),
-        n_elections=len(df),
-        deviance=float(fit.deviance),
-        df_resid=int(fit.df_resid),
-    )
+    return out
 
 
 def annual_panel(annual: pd.DataFrame, series: str, countries: list[str]) -> pd.DataFrame:
@@ -194,15 +163,14 @@ def both_chambers_in_year(
     Mazhilis: the seats of the latest election on or before the year's end; the
     women are read from the annual lower-chamber share when it maps to a whole
     number of seats (this catches by-election changes), else the election count.
-    Senate: the latest whole-chamber Senate row on or before the year's end;
-    unknown if a partial renewal with unknown composition came later.
+    Senate: the whole-chamber composition in force at the year's end.
     """
     end = dt.date(year, 12, 31)
-    lower = picked[(picked["chamber"] == "Mazhilis") & (picked["date"] <= end)]
-    senate = picked[(picked["chamber"] == "Senate") & (picked["date"] <= end)]
-    if lower.empty or senate.empty or senate.iloc[-1]["coverage"] != "whole chamber":
+    lower = picked[(picked["chamber"] == "Mazhilis") & (picked["effective"] <= end)]
+    s, _ = _senate_at(picked, end)
+    if lower.empty or s is None:
         return None
-    m, s = lower.iloc[-1], senate.iloc[-1]
+    m = lower.iloc[-1]
     seats, women, how = int(m["total_seats"]), int(m["women_seats"]), "election count"
     if year in lower_pct.index:
         k = float(lower_pct.loc[year]) * seats / 100
@@ -211,6 +179,6 @@ def both_chambers_in_year(
     pct = 100 * (women + int(s["women_seats"])) / (seats + int(s["total_seats"]))
     desc = (
         f"Mazhilis {women}/{seats} ({how}) + Senate {int(s['women_seats'])}/"
-        f"{int(s['total_seats'])} as of {s['election_date']}"
+        f"{int(s['total_seats'])} in force at the end of {year}"
     )
     return pct, desc

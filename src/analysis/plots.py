@@ -56,26 +56,71 @@ def palette(n: int) -> list:
     )
 
 
-def new(height_in: float | None = None):
-    fig, ax = plt.subplots()
+def new(height_in: float | None = None, ncols: int = 1, **kw):
+    """A figure (and axes) in the compendium's size, with constrained layout, so
+    titles, labels and legends are fitted inside the canvas."""
+    fig, ax = plt.subplots(1, ncols, layout="constrained", **kw)
     if height_in:
         fig.set_figheight(height_in)
     return fig, ax
 
 
+def _publisher(source: dict) -> str:
+    name = source.get("publisher", source["id"])
+    for sep in (";", " (", ","):
+        name = name.split(sep)[0]
+    return name.strip()
+
+
 def source_line(fig, source_ids: list[str]) -> None:
-    ids = ", ".join(sorted(set(source_ids)))
-    fig.text(
-        0.01,
-        0.01,
-        f"Sources: {ids}. Full citations in data/raw/datapackage.json.",
-        fontsize=7,
-        color="#555555",
-        ha="left",
-        va="bottom",
-        wrap=True,
+    """A short data line under the figure: the publishers when there are few,
+    otherwise how many sources (the paper cites them by number in the caption)."""
+    pkg = {s["id"]: s for s in data.package()["sources"]}
+    ids = sorted(set(source_ids))
+    names = sorted({_publisher(pkg[i]) for i in ids if i in pkg})
+    text = (
+        "Data: " + "; ".join(names) + "."
+        if 0 < len(names) <= 3
+        else f"Data: {len(ids)} published sources, cited in the caption."
     )
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.supxlabel(text, fontsize=7, color="#555555", x=0.01, ha="left")
+
+
+def wrap(label: str, width: int = 28) -> str:
+    """Break a long category label over lines (never truncate it)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(label), width)) or str(label)
+
+
+def canvas_overflow(fig) -> list[str]:
+    """What extends beyond the figure canvas once drawn (empty list = all fits).
+
+    Checks every drawn text (titles, labels, legends, annotations, the data
+    line) and each axis with its drawn tick labels.
+    """
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+
+    def outside(e) -> bool:
+        return e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1
+
+    out = []
+    ticklabels = {id(t) for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()}
+    for t in fig.findobj(Text):
+        if id(t) in ticklabels or not t.get_visible() or not t.get_text().strip():
+            continue
+        if outside(t.get_window_extent(renderer)):
+            out.append(t.get_text())
+    for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            e = axis.get_tightbbox(renderer)
+            if e is not None and outside(e):
+                out.append(f"{name} axis of '{ax.get_title()}'")
+    return out
 
 
 def _bytes(fig, fmt: str) -> bytes:
@@ -99,6 +144,9 @@ def save(
     """Save `fig` as name.svg/.png with a JSON sidecar; return an SVG to display."""
     from IPython.display import SVG
 
+    clipped = canvas_overflow(fig)
+    if clipped:
+        raise ValueError(f"figure {name}: text outside the canvas: {clipped}")
     pkg = data.package()
     hashes = {r["path"]: r["hash"].removeprefix("sha256:") for r in pkg["resources"]}
     svg = _bytes(fig, "svg")
@@ -131,39 +179,33 @@ SERIES_LABELS = {
 
 def ngo_counts_figure(counts):
     """Counts over time, one colour per series, filled = registered, open = active,
-    marker shape = bound (triangle = lower bound). Log scale: 100 to 28,000."""
-    fig, ax = new(4.6)
+    marker shape = bound (triangle = lower bound), a cross = flagged implausible.
+    Markers only: the years between published figures have no data. Log scale."""
+    from matplotlib.lines import Line2D
+
+    fig, ax = new(4.8)
     colours = dict(zip(SERIES_LABELS, palette(4), strict=True))
-    for (series, status), grp in counts.groupby(["series", "status"], sort=True):
-        grp = grp.sort_values("year")
+    ok = counts[counts["quality"] == "ok"]
+    for (series, status), grp in ok.groupby(["series", "status"], sort=True):
         c = colours[series]
-        if series == "ministry_register":
-            ax.plot(
-                grp["year"],
-                grp["count"],
-                color=c,
-                lw=1,
-                ls="-" if status == "registered" else "--",
-                alpha=0.7,
-            )
         for bound, g in grp.groupby("bound"):
             ax.scatter(
                 g["year"],
                 g["count"],
                 marker=BOUND_MARKERS[bound],
-                s=38,
+                s=38 if status != "active (narrow tier)" else 22,
                 zorder=3,
                 color=c if status == "registered" else "white",
                 edgecolor=c,
                 linewidths=1.3,
             )
+    bad = counts[counts["quality"] != "ok"]
+    ax.scatter(bad["year"], bad["count"], marker="x", s=40, color="#a00000", zorder=4)
     ax.set_yscale("log")
     ax.set_ylim(50, 400_000)  # room for the legend above the data
     ax.set_xlabel("Year")
     ax.set_ylabel("Organisations (log scale)")
     ax.set_title("NGO counts in Kazakhstan by measure definition")
-    from matplotlib.lines import Line2D
-
     handles = [
         Line2D([], [], color=colours[s], marker="o", ls="", label=lab)
         for s, lab in SERIES_LABELS.items()
@@ -184,88 +226,111 @@ def ngo_counts_figure(counts):
         Line2D([], [], color="grey", marker=BOUND_MARKERS[b], ls="", label=BOUND_LABELS[b])
         for b in ("point", "approximate", "lower")
     ]
+    if not bad.empty:
+        handles.append(
+            Line2D(
+                [], [], color="#a00000", marker="x", ls="", label="flagged implausible (not used)"
+            )
+        )
     ax.legend(handles=handles, loc="upper left", ncol=2, fontsize=7.5)
     source_line(fig, counts["source_id"])
     return fig
 
 
-def civic_space_figure(ccsi, brk, fh, fh_label, ccsi_label):
-    """V-Dem core civil society index with the fitted break, and a Freedom House score."""
-    import numpy as np
-
-    fig, (a1, a2) = plt.subplots(
-        1,
-        2,
-        figsize=(matplotlib.rcParams["figure.figsize"][0], 3.8),
-        gridspec_kw={"width_ratios": [2, 1]},
-    )
+def civic_space_figure(ccsi, profile, fh, fh_label, ccsi_label):
+    """V-Dem core civil society index (annual values, its step and its minimum
+    marked) and a Freedom House score by edition. No fitted line."""
+    fig, (a1, a2) = new(4.0, ncols=2, gridspec_kw={"width_ratios": [2, 1]})
     c = palette(3)
     a1.plot(ccsi["year"], ccsi["value"], marker="o", ms=3, color=c[0], label=ccsi_label)
-    x0 = np.arange(ccsi["year"].min(), brk.year)
-    x1 = np.arange(brk.year, ccsi["year"].max() + 1)
-    a1.plot(
-        x0,
-        brk.level_before + brk.slope_before * (x0 - (brk.year - 1)),
-        color=c[1],
-        lw=2,
-        label=f"fitted segments (break {brk.year})",
+    a1.annotate(
+        f"largest fall: {profile.step_year}",
+        (profile.step_year, ccsi.set_index("year").loc[profile.step_year, "value"]),
+        xytext=(10, 28),
+        textcoords="offset points",
+        fontsize=8,
+        arrowprops={"arrowstyle": "->", "color": "#555555"},
     )
-    a1.plot(x1, brk.level_after + brk.slope_after * (x1 - brk.year), color=c[1], lw=2)
+    a1.annotate(
+        f"minimum: {profile.low_year}",
+        (profile.low_year, profile.low),
+        xytext=(-40, -28),
+        textcoords="offset points",
+        fontsize=8,
+        arrowprops={"arrowstyle": "->", "color": "#555555"},
+    )
     a1.set_ylim(0, 1)
     a1.set_xlabel("Year")
     a1.set_ylabel("Index (0-1, higher = more robust)")
-    a1.set_title("V-Dem core civil society index")
-    a1.legend(loc="lower left")
+    a1.set_title("V-Dem core civil society index", fontsize=10)
     a2.bar(fh["year"], fh["value"], color=c[2])
     a2.set_ylim(0, 12)
-    a2.set_xlabel("Freedom in the World edition")
+    a2.set_xlabel("FIW edition")
     a2.set_ylabel("Score (0-12, higher = freer)")
-    a2.set_title(fh_label, fontsize=10)
+    a2.set_title(wrap(fh_label, 30), fontsize=9)
     source_line(fig, list(ccsi["source_id"]) + list(fh["source_id"]))
     return fig
 
 
 def activity_areas_figure(areas):
-    fig, axes = plt.subplots(1, 2, figsize=(matplotlib.rcParams["figure.figsize"][0], 4.6))
+    """Published shares by area, one panel per classification; labels wrapped, never cut."""
+    fig, axes = new(5.6, ncols=2)
     c = palette(2)
     for ax, (cls, grp), colour in zip(axes, areas.groupby("classification"), c, strict=True):
         grp = grp.sort_values("share_pct")
-        labels = [a if len(a) <= 38 else a[:36] + "…" for a in grp["area"]]
-        ax.barh(labels, grp["share_pct"], color=colour)
-        ax.set_title(f"{cls} classification (sum {grp['share_pct'].sum():.2f}%)", fontsize=10)
+        ax.barh([wrap(a, 24) for a in grp["area"]], grp["share_pct"], color=colour)
+        ax.set_title(f"{cls} classification\n(shares sum to {grp['share_pct'].sum():.0f}%)", fontsize=9)
         ax.set_xlabel("Share of operating NGOs (%)")
-        ax.tick_params(axis="y", labelsize=7)
+        ax.tick_params(axis="y", labelsize=6.5)
     source_line(fig, areas["source_id"])
     return fig
 
 
-def elections_figure(picked, both, other_2023, regimes, target):
-    """Women's share per election: lower chamber, Senate, both chambers; regimes shaded."""
-    import datetime as dt
+def _decimal_year(d) -> float:
+    return d.year + (d.timetuple().tm_yday - 1) / 365.25
 
-    fig, ax = new(4.4)
+
+def elections_figure(lower, senate, both, other_2023, systems, target):
+    """Women's share after each election, held as a step until the next one.
+
+    `lower`: one row per lower-chamber election (chamber, date, women_seats,
+    total_seats); `senate`: whole-chamber Senate compositions; `both`: the
+    both-chambers share at each Mazhilis election; `systems`: (first year,
+    name) of each electoral system, shaded. The 1994 Supreme Soviet is a
+    different body and is not joined to the Mazhilis line.
+    """
+    fig, ax = new(4.6)
     c = palette(4)
-    lower = picked[picked["chamber"] != "Senate"]
-    senate = picked[(picked["chamber"] == "Senate") & (picked["coverage"] == "whole chamber")]
-    pct = 100 * lower["women_seats"] / lower["total_seats"]
-    ax.plot(
-        lower["year"],
-        pct,
-        marker="o",
-        color=c[0],
-        label="Lower chamber (Mazhilis; 1994 Supreme Soviet)",
-    )
+    end = 2025.0
+    for chamber, marker, label in [
+        ("Supreme Soviet (unicameral)", "v", "Supreme Soviet (1994, unicameral)"),
+        ("Mazhilis", "o", "Mazhilis (lower chamber)"),
+    ]:
+        g = lower[lower["chamber"] == chamber].sort_values("date")
+        if g.empty:
+            continue
+        x = [_decimal_year(d) for d in g["date"]]
+        y = list(100 * g["women_seats"] / g["total_seats"])
+        ax.step(
+            x + [end if chamber == "Mazhilis" else _decimal_year(g["date"].iloc[-1]) + 1.7],
+            y + [y[-1]],
+            where="post",
+            color=c[0],
+            lw=1.8 if chamber == "Mazhilis" else 1,
+        )
+        ax.scatter(x, y, marker=marker, color=c[0], zorder=3, label=label)
+    sx = [_decimal_year(d) for d in senate["date"]]
     ax.scatter(
-        senate["year"],
+        sx,
         100 * senate["women_seats"] / senate["total_seats"],
         marker="D",
         color=c[1],
-        label="Senate (after each renewal)",
+        label="Senate (whole chamber, as recorded)",
         zorder=3,
     )
     ok = both.dropna(subset=["both_pct"])
     ax.scatter(
-        ok["year"],
+        [_decimal_year(d) for d in ok["date"]],
         ok["both_pct"],
         marker="s",
         facecolor="white",
@@ -276,56 +341,52 @@ def elections_figure(picked, both, other_2023, regimes, target):
     )
     if other_2023 is not None:
         ax.scatter(
-            [other_2023["year"]],
+            [_decimal_year(other_2023["date"])],
             [100 * other_2023["women_seats"] / other_2023["total_seats"]],
             marker="o",
             facecolor="white",
             edgecolor=c[0],
             linewidths=1.5,
             zorder=3,
-            label=f"Mazhilis 2023, alternative count ({other_2023['women_seats']} women)",
+            label=f"Mazhilis 2023, other count ({other_2023['women_seats']} women)",
         )
     ax.axhline(target, color="#444444", ls=":", lw=1)
-    ax.text(2024.3, target + 0.6, f"{target:g}% target", fontsize=8, color="#444444", ha="right")
-    starts = sorted(
-        (dt.date.fromisoformat(v).year if isinstance(v, str) else v.year, k)
-        for k, v in regimes.items()
-    )
-    shade = ["#f2f2f2", "#ffffff"]
-    for i, (y0, name) in enumerate(starts):
-        y1 = starts[i + 1][0] if i + 1 < len(starts) else 2025
-        lo = max(y0, 1993.5) - 0.5 if i else 1993.5
-        ax.axvspan(lo, y1 - 0.5, color=shade[i % 2], zorder=0)
-        narrow = (y1 - 0.5 - lo) < 4
+    ax.text(1994.2, target + 0.6, f"{target:g}%", fontsize=8, color="#444444")
+    shade = ["#f0f0f0", "#ffffff"]
+    for i, (y0, name) in enumerate(systems):
+        y1 = systems[i + 1][0] if i + 1 < len(systems) else end
+        ax.axvspan(y0, y1, color=shade[i % 2], zorder=0)
         ax.text(
-            (lo + y1 - 0.5) / 2,
-            1,
-            name.replace("_", " "),
-            ha="center",
-            va="bottom",
-            fontsize=7,
-            color="#555555",
-            rotation=90 if narrow else 0,
+            (y0 + y1) / 2, 44, wrap(name, 14), ha="center", va="top", fontsize=6.5, color="#444444"
         )
-    ax.set_xlim(1993.5, 2024.5)
+    ax.set_xlim(1993.5, end)
     ax.set_ylim(0, 45)
-    ax.set_xlabel("Election year")
+    ax.set_xlabel("Year (steps hold each election's result until the next)")
     ax.set_ylabel("Seats held by women (%)")
-    ax.set_title("Women in Kazakhstan's parliament at each election")
-    ax.legend(loc="upper left", fontsize=7.5, ncol=2)
-    source_line(
-        fig,
-        list(picked["source_id"]) + ([other_2023["source_id"]] if other_2023 is not None else []),
-    )
+    ax.set_title("Women in Kazakhstan's parliament after each election")
+    ax.legend(loc="center left", fontsize=7, ncol=1, bbox_to_anchor=(0.0, 0.62))
+    source_line(fig, list(lower["source_id"]) + list(senate["source_id"]))
     return fig
 
 
-def annual_figure(panel, focus, world, names, target, series_id):
-    fig, ax = new(4.2)
+def annual_figure(panel, focus, world, names, target, series_label):
+    """Annual shares; years without a value stay gaps (the panel is reindexed
+    to every year, so no line bridges a missing year)."""
+    fig, ax = new(4.4)
+    panel = panel.reindex(range(int(panel.index.min()), int(panel.index.max()) + 1))
     others = [c for c in panel.columns if c not in (focus, world)]
     cols = palette(len(others) + 1)
     for c, colour in zip(others, cols[1:], strict=True):
-        ax.plot(panel.index, panel[c], color=colour, lw=1, alpha=0.85, label=names.get(c, c))
+        ax.plot(
+            panel.index,
+            panel[c],
+            color=colour,
+            lw=1,
+            marker=".",
+            ms=3,
+            alpha=0.85,
+            label=names.get(c, c),
+        )
     if world in panel:
         ax.plot(
             panel.index,
@@ -335,25 +396,37 @@ def annual_figure(panel, focus, world, names, target, series_id):
             ls="--",
             label=names.get(world, world),
         )
-    ax.plot(panel.index, panel[focus], color=cols[0], lw=3, label=names.get(focus, focus))
+    ax.plot(
+        panel.index,
+        panel[focus],
+        color=cols[0],
+        lw=3,
+        marker=".",
+        ms=5,
+        label=names.get(focus, focus),
+    )
     ax.axhline(target, color="#444444", ls=":", lw=1)
     ax.set_xlabel("Year")
-    ax.set_ylabel("Seats held by women, lower chamber (%)")
-    ax.set_title(f"{names.get(focus, focus)} and its neighbours: women in the lower chamber")
+    ax.set_ylabel("Seats held by women,\nlower chamber (%)")
+    ax.set_title(
+        f"{names.get(focus, focus)} and comparators: women in the lower chamber", fontsize=10
+    )
     ax.legend(ncol=2, fontsize=7.5, loc="upper left")
-    source_line(fig, [series_id])
+    source_line(fig, [series_label])
     return fig
 
 
 def caf_figure(caf, labels):
-    fig, ax = new(3.8)
+    """CAF World Giving Index items by data year; years without an edition stay gaps."""
+    fig, ax = new(4.0)
+    years = range(int(caf["year"].min()), int(caf["year"].max()) + 1)
     for (item, grp), colour in zip(
         caf.groupby("question_id", sort=False), palette(caf["question_id"].nunique()), strict=True
     ):
-        grp = grp.sort_values("year")
-        ax.plot(grp["year"], grp["percent"], marker="o", color=colour, label=labels.get(item, item))
+        s = grp.set_index("year")["percent"].reindex(years)
+        ax.plot(s.index, s.values, marker="o", color=colour, label=labels.get(item, item))
     ax.set_ylim(0, 60)
-    ax.set_xlabel("Data year (World Giving Index edition - 1)")
+    ax.set_xlabel("Data year (World Giving Index edition minus one)")
     ax.set_ylabel("Respondents in the past month (%)")
     ax.set_title("Giving in Kazakhstan: CAF World Giving Index")
     ax.legend(loc="upper left", ncol=3, fontsize=8)
@@ -361,8 +434,9 @@ def caf_figure(caf, labels):
     return fig
 
 
-def granularity_figure(ns, widths, smallest):
-    fig, ax = new(3.4)
+def granularity_figure(ns, widths, smallest, percent, level):
+    """Interval widths at every sample size consistent with the published percentages."""
+    fig, ax = new(3.6)
     ax.plot(ns, widths, marker=".", ls="", color=palette(1)[0])
     ax.annotate(
         f"n = {smallest}",
@@ -371,8 +445,8 @@ def granularity_figure(ns, widths, smallest):
         xytext=(8, -4),
         fontsize=8,
     )
-    ax.set_xlabel("Sample size consistent with all three published percentages")
-    ax.set_ylabel("Width of a 95% Wilson interval\\nfor 48.1% (percentage points)")
-    ax.set_title("Sensitivity: how wide the intervals could be (not the survey's own)")
+    ax.set_xlabel("Sample size consistent with all the published percentages")
+    ax.set_ylabel(f"Width of a {level:.0%} Wilson interval\nfor {percent:g}% (percentage points)")
+    ax.set_title("Sensitivity: how wide intervals could be (not the survey's own)", fontsize=10)
     source_line(fig, ["survey_S01"])
     return fig

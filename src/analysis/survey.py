@@ -23,26 +23,40 @@ def wilson(count: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+INTERVAL_SAMPLING = "described as representative"
+
+
 def with_intervals(
     results: pd.DataFrame,
+    surveys: pd.DataFrame,
     confidence: float,
     no_interval_questions: list[str],
-    no_interval_surveys: list[str],
 ) -> pd.DataFrame:
-    """Add approximate counts and Wilson intervals (percent) where n is stated.
+    """Add approximate counts and Wilson intervals (percent) where a sampling model holds.
 
-    `interval_note` says why a row has no interval.
+    `results` is the `survey_results` table and `surveys` the `surveys` table
+    (indexed by survey_id or with a survey_id column). An interval needs all of:
+    a survey the source describes as representative (not landline-only, not
+    non-probability, not undescribed), a stated n that is the base of the item
+    (`n_applies`), a percentage stated without qualifier, and an item that is a
+    share of respondents (not in `no_interval_questions`). `interval_note` says
+    why a row has none.
     """
+    sv = surveys.set_index("survey_id") if "survey_id" in surveys.columns else surveys
     out = results.copy()
     lo, hi, cnt, note = [], [], [], []
     for _, r in out.iterrows():
-        excluded_q = any(str(r["question_id"]).startswith(q) for q in no_interval_questions)
-        if excluded_q:
-            why = "not a proportion of respondents (index or mean)"
-        elif r["survey_id"] in no_interval_surveys:
-            why = "non-probability sample: no interval"
+        sampling = sv.loc[r["survey_id"], "sampling_class"]
+        if any(str(r["question_id"]).startswith(q) for q in no_interval_questions):
+            why = "not a share of respondents (an index or a mean)"
+        elif sampling != INTERVAL_SAMPLING:
+            why = f"sampling: {sampling}"
         elif pd.isna(r["n"]):
-            why = "n not stated: no interval"
+            why = "n not stated"
+        elif not bool(r["n_applies"]):
+            why = "the stated n is not this item's base (question not asked of everyone)"
+        elif pd.notna(r["qualifier"]) and str(r["qualifier"]):
+            why = f"percentage stated as '{r['qualifier']}' a value"
         else:
             why = ""
         if why:
@@ -52,10 +66,18 @@ def with_intervals(
         k = int(round(float(r["percent"]) / 100 * n))
         a, b = wilson(k, n, confidence)
         lo.append(100 * a), hi.append(100 * b), cnt.append(k)
-        note.append("approximate: count = round(p·n) from a weighted, rounded percentage")
+        note.append(interval_kind(confidence, n))
     out["approx_count"] = pd.array(cnt, dtype="Int64")
     out["ci_low"], out["ci_high"], out["interval_note"] = lo, hi, note
     return out
+
+
+def interval_kind(confidence: float, n: int) -> str:
+    """The exact label of a survey interval."""
+    return (
+        f"approximate {confidence:.0%} Wilson interval, assuming simple random sampling "
+        f"(n = {n:,}; count = round(p·n); design effect unknown)"
+    )
 
 
 def round_fraction(x: Fraction, decimals: int, rounding: str = "half_up") -> Fraction:
@@ -114,14 +136,15 @@ def two_proportion_test(p1: float, n1: int, p2: float, n2: int) -> TwoProportion
     return TwoProportion(z=float(z), p_value=float(p), difference_pp=p1 - p2)
 
 
-def comparable_pairs(results: pd.DataFrame, no_interval_surveys: list[str]) -> pd.DataFrame:
+def comparable_pairs(results: pd.DataFrame, surveys: pd.DataFrame) -> pd.DataFrame:
     """Candidate pairs for a two-proportion test, with the reason each is (not) testable.
 
     Comparable means the same question and response in two different surveys
     (independent samples). Testable also needs a stated n on both sides and
-    probability samples. Items of one survey are never tested against each
+    samples described as representative. Items of one survey are never tested against each
     other (same respondents: not independent).
     """
+    sv = surveys.set_index("survey_id") if "survey_id" in surveys.columns else surveys
     rows = []
     keyed = results.assign(
         key=results["question_id"].str.replace(r"^KAZISS\d\d_", "KAZISS_", regex=True)
@@ -134,8 +157,11 @@ def comparable_pairs(results: pd.DataFrame, no_interval_surveys: list[str]) -> p
             a, b = grp.iloc[i], grp.iloc[i + 1]
             if pd.isna(a["n"]) or pd.isna(b["n"]):
                 why = "n not stated on both sides"
-            elif a["survey_id"] in no_interval_surveys or b["survey_id"] in no_interval_surveys:
-                why = "non-probability sample"
+            elif (
+                sv.loc[a["survey_id"], "sampling_class"] != INTERVAL_SAMPLING
+                or sv.loc[b["survey_id"], "sampling_class"] != INTERVAL_SAMPLING
+            ):
+                why = "not both described as representative samples"
             else:
                 why = ""
             rows.append(
