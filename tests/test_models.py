@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,47 +15,52 @@ from analysis import parliament as P
 
 
 # ---------------------------------------------------------------- ngo
-def test_growth_of_a_known_exponential():
-    years = np.arange(2000, 2011)
-    values = 1000 * 1.05 ** (years - 2000)
-    g = ngo.loglinear_growth(years, values)
-    assert g.rate == pytest.approx(0.05, abs=1e-12)
-    assert g.low == pytest.approx(0.05, abs=1e-9) and g.high == pytest.approx(0.05, abs=1e-9)
-    assert (g.n, g.first_year, g.last_year) == (11, 2000, 2010)
+def _counts(**cols):
+    n = len(next(iter(cols.values())))
+    base = {
+        "series": ["s"] * n,
+        "status": ["registered"] * n,
+        "provenance": ["official statement"] * n,
+        "quality": ["ok"] * n,
+    }
+    return pd.DataFrame({**base, **cols})
 
 
-def test_growth_interval_covers_the_truth_with_noise():
-    rng = np.random.default_rng(1)
-    years = np.arange(2000, 2020)
-    values = 500 * np.exp(0.03 * (years - 2000) + rng.normal(0, 0.02, len(years)))
-    g = ngo.loglinear_growth(years, values)
-    assert g.low < math.expm1(0.03) < g.high
-
-
-def test_growth_needs_three_points():
+def test_growth_range_of_a_known_exponential():
+    years = [2010, 2013, 2016, 2020]
+    per_year = _counts(
+        year=years,
+        count=[round(1000 * 1.05 ** (y - 2010)) for y in years],
+        bound=["point"] * 4,
+        source_id=list("abcd"),
+    )
+    r = ngo.growth_range(per_year, min_span=6)
+    assert set(zip(r.start_year, r.end_year, strict=True)) == {(2010, 2016), (2010, 2020), (2013, 2020)}
+    assert r["rate"].to_numpy() == pytest.approx([0.05] * 3, abs=1e-3)
     with pytest.raises(ValueError):
-        ngo.loglinear_growth([2000, 2001], [1, 2])
+        ngo.growth_range(per_year, min_span=20)
 
 
-def test_one_per_year_prefers_exact_figures():
-    counts = pd.DataFrame(
-        {
-            "year": [2020, 2020, 2020, 2021],
-            "series": ["s"] * 4,
-            "status": ["registered"] * 4,
-            "count": [22000, 21900, 22100, 1],
-            "bound": ["lower", "point", "approximate", "lower"],
-            "source_id": ["a", "b", "c", "d"],
-        }
+def test_one_per_year_prefers_official_then_exact_and_drops_implausible():
+    counts = _counts(
+        year=[2020, 2020, 2020, 2021, 2021, 2025, 2025],
+        count=[22000, 21900, 22100, 1, 5, 23000, 24000],
+        bound=["lower", "point", "approximate", "lower", "point", "lower", "approximate"],
+        source_id=["a", "b", "c", "d", "e", "f", "g"],
+        provenance=["official statement"] * 5 + ["official statement", "secondary report"],
+        quality=["ok"] * 4 + ["implausible", "ok", "ok"],
     )
     out = ngo.one_per_year(counts, "s", "registered")
-    assert list(out["source_id"]) == ["b", "d"]
+    # 2020: the exact figure; 2021: the implausible exact figure is left out;
+    # 2025: the official lower bound beats the secondary report's approximate figure
+    assert list(out["source_id"]) == ["b", "d", "f"]
 
 
 def test_active_share_flags_bounds():
     counts = pd.DataFrame(
         {
             "year": [2023, 2023, 2020, 2020],
+            "quality": ["ok"] * 4,
             "series": ["r"] * 4,
             "status": ["registered", "active", "registered", "active"],
             "count": [200, 150, 100, 80],
@@ -75,25 +79,24 @@ def test_fold_change():
         ngo.fold_change(0, 1)
 
 
-def test_linear_trend_known_slope():
-    t = ngo.linear_trend(range(2000, 2010), [0.5 - 0.01 * i for i in range(10)])
-    assert t.slope_per_decade == pytest.approx(-0.1)
+def test_index_profile_describes_steps():
+    years = list(range(1990, 2000))
+    values = [0.5, 0.6, 0.6, 0.55, 0.3, 0.3, 0.2, 0.25, 0.3, 0.35]
+    p = ngo.index_profile(years, values)
+    assert (p.peak_year, p.peak) == (1991, 0.6)
+    assert p.step_year == 1994 and p.step == pytest.approx(-0.25)
+    assert (p.low_year, p.low, p.last_year, p.last) == (1996, 0.2, 1999, 0.35)
 
 
-def test_best_break_finds_a_constructed_break():
-    years = np.arange(1990, 2020)
-    values = np.where(years < 2005, 0.6, 0.35) + 0.0005 * (years - 1990)
-    b = ngo.best_break(years, values)
-    assert b.year == 2005
-    # fitted level the year before (2004) minus the level at the break (2005)
-    assert b.level_before - b.level_after == pytest.approx(0.25 - 0.0005, abs=1e-9)
-
-
-def test_association_spearman():
+def test_association_spearman_with_exact_p():
     a = pd.DataFrame({"year": [1, 2, 3, 4], "count": [10, 20, 30, 40]})
     b = pd.DataFrame({"year": [1, 2, 3, 4, 5], "value": [0.4, 0.3, 0.2, 0.1, 0.0]})
     r = ngo.association(a, b)
     assert r.rho == pytest.approx(-1) and r.n == 4
+    # a perfect ordering of 4 points: 2 of 24 permutations are as extreme (two-sided)
+    assert r.p_value == pytest.approx(2 / 24)
+    rho, p = ngo.exact_spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
+    assert rho == pytest.approx(0.8) and 0 < p < 1
 
 
 # ---------------------------------------------------------------- survey
@@ -103,22 +106,38 @@ def test_wilson_textbook_value():
     assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
 
 
-def test_wilson_intervals_only_where_n_is_stated():
-    df = pd.DataFrame(
+def test_wilson_intervals_only_where_a_sampling_model_holds():
+    results = pd.DataFrame(
         {
-            "survey_id": ["A", "B", "C", "A"],
-            "question_id": ["q", "q", "q", "IDX"],
-            "response": ["yes"] * 4,
-            "percent": [50.0, 50.0, 50.0, 20.0],
-            "n": pd.array([100, None, 1000, 100], dtype="Int64"),
+            "survey_id": ["A", "B", "C", "A", "A", "A"],
+            "question_id": ["q", "q", "q", "IDX", "q2", "q3"],
+            "response": ["yes"] * 6,
+            "percent": [50.0, 50.0, 50.0, 20.0, 25.0, 30.0],
+            "qualifier": [None, None, None, None, "almost", None],
+            "n": pd.array([100, None, 1000, 100, 100, 100], dtype="Int64"),
+            "n_applies": [True, True, True, True, True, False],
         }
     )
-    out = survey.with_intervals(df, 0.95, ["IDX"], ["C"])
+    surveys = pd.DataFrame(
+        {
+            "survey_id": ["A", "B", "C"],
+            "sampling_class": [
+                "described as representative",
+                "described as representative",
+                "landline telephone frame",
+            ],
+        }
+    )
+    out = survey.with_intervals(results, surveys, 0.95, ["IDX"])
     assert out.loc[0, "approx_count"] == 50 and out.loc[0, "ci_low"] < 50 < out.loc[0, "ci_high"]
-    assert out.loc[0, "interval_note"].startswith("approximate")
+    assert "assuming simple random sampling" in out.loc[0, "interval_note"]
+    assert "n = 100" in out.loc[0, "interval_note"]
     assert pd.isna(out.loc[1, "ci_low"]) and "n not stated" in out.loc[1, "interval_note"]
-    assert pd.isna(out.loc[2, "ci_low"]) and "non-probability" in out.loc[2, "interval_note"]
-    assert pd.isna(out.loc[3, "ci_low"]) and "not a proportion" in out.loc[3, "interval_note"]
+    assert pd.isna(out.loc[2, "ci_low"]) and "landline" in out.loc[2, "interval_note"]
+    assert pd.isna(out.loc[3, "ci_low"]) and "index" in out.loc[3, "interval_note"]
+    assert pd.isna(out.loc[4, "ci_low"]) and "almost" in out.loc[4, "interval_note"]
+    assert pd.isna(out.loc[5, "ci_low"]) and "base" in out.loc[5, "interval_note"]
+    assert out["ci_low"].notna().sum() == 1
 
 
 def test_granularity_on_constructed_percentages():
@@ -161,74 +180,113 @@ def test_comparable_pairs_need_n_on_both_sides():
             "n": pd.array([1000, 1000, None, 1000], dtype="Int64"),
         }
     )
-    pairs = survey.comparable_pairs(df, [])
+    surveys = pd.DataFrame(
+        {"survey_id": ["S1", "S2", "S3"], "sampling_class": ["described as representative"] * 3}
+    )
+    pairs = survey.comparable_pairs(df, surveys)
     assert list(pairs["testable"]) == [True, False]
     assert "n not stated" in pairs.loc[1, "reason"]
 
 
 # ---------------------------------------------------------------- parliament
 def elections_fixture():
+    """A fixture (not data): two lower-chamber elections and Senate compositions."""
     return pd.DataFrame(
         {
-            "chamber": ["Mazhilis", "Mazhilis", "Senate", "Mazhilis", "Mazhilis", "Senate"],
+            "chamber": [
+                "Mazhilis",
+                "Mazhilis",
+                "Senate",
+                "Mazhilis",
+                "Mazhilis",
+                "Senate",
+                "Senate",
+                "Senate",
+            ],
             "election_date": [
                 "2000-01-10",
+                "2005-01-20",
                 "2005-01",
-                "2004-06",
                 "2010-03-01",
                 "2010-03-01",
                 "2009-09",
+                "2003-05",
+                "2003-05",
             ],
-            "year": [2000, 2005, 2004, 2010, 2010, 2009],
-            "month": [1, 1, 6, 3, 3, 9],
-            "day": [10, None, None, 1, 1, None],
-            "total_seats": [100, 100, 40, 100, 100, 20],
-            "women_seats": [10, 20, 4, 30, 31, 2],
-            "women_pct": [10, 20, 10, 30, 31, 10],
-            "coverage": ["whole chamber"] * 5 + ["seats elected in this renewal"],
-            "source_id": ["a", "a", "a", "a", "b", "c"],
-            "note": [""] * 6,
+            "year": [2000, 2005, 2005, 2010, 2010, 2009, 2003, 2003],
+            "in_force_from": [None] * 7 + ["2006-02"],
+            "total_seats": [100, 100, 40, 100, 100, 20, 30, 50],
+            "women_seats": [10, 20, 4, 30, 31, 2, 3, 5],
+            "coverage": ["whole chamber"] * 5
+            + ["seats elected in this renewal"]
+            + ["whole chamber"] * 2,
+            "source_id": ["a", "a", "a", "a", "b", "c", "a", "a2"],
         }
     )
 
 
-def test_pick_elections_and_regimes():
+def test_month_only_dates_are_read_as_the_end_of_the_month():
+    assert P.end_date("2004-09") == dt.date(2004, 9, 30)
+    assert P.end_date("2004-02") == dt.date(2004, 2, 29)
+    assert P.end_date("2004") == dt.date(2004, 12, 31)
+    assert P.end_date("2004-09-19") == dt.date(2004, 9, 19)
+
+
+def test_pick_elections_2023_rule():
     df = elections_fixture()
     df.loc[(df.year == 2010), "year"] = 2023  # the 2023 rule applies to Mazhilis 2023
     picked = P.pick_elections(df, ["a", "b"], women_2023=31)
     m23 = picked[(picked.chamber == "Mazhilis") & (picked.year == 2023)]
     assert len(m23) == 1 and int(m23.women_seats.iloc[0]) == 31
-    regimes = {"old": "1990-01-01", "new": "2005-01-01"}
-    assert P.assign_regime([dt.date(2004, 12, 31), dt.date(2005, 1, 1)], regimes) == ["old", "new"]
     with pytest.raises(ValueError):
         P.pick_elections(df, ["a"], women_2023=99)
 
 
-def test_both_chambers_and_unknown_after_partial_renewal():
-    picked = P.pick_elections(elections_fixture(), ["a", "b"], women_2023=18)
+def test_both_chambers_uses_the_post_election_composition():
+    picked = P.pick_elections(elections_fixture(), ["a", "a2", "b"], women_2023=18)
     both = P.both_chambers(picked).set_index("election_date")
-    assert both.loc["2005-01", "both_pct"] == pytest.approx(100 * 24 / 140)
-    assert math.isnan(both.loc["2010-03-01", "both_pct"])  # partial renewal in 2009
+    # 2000: the Senate of 2003 did not exist yet
+    assert math.isnan(both.loc["2000-01-10", "both_pct"])
+    # 2005-01-20: the Senate renewal dated "2005-01" (end of January) is in the same month:
+    # the post-election composition (4/40) counts, not the enlarged one of 2006 or the old 3/30
+    assert both.loc["2005-01-20", "both_pct"] == pytest.approx(100 * 24 / 140)
+    # 2010: a partial renewal in 2009 with unknown full composition
+    assert math.isnan(both.loc["2010-03-01", "both_pct"])
     assert "partial renewal" in both.loc["2010-03-01", "senate_note"]
+    # a composition changed without an election counts from its in_force_from date
+    at = P.both_chambers_in_year(picked, pd.Series(dtype=float), 2006)
+    assert at is not None and at[0] == pytest.approx(100 * 25 / 150)
 
 
-@pytest.mark.filterwarnings("ignore:Perfect separation or prediction")  # exact fit by design
-def test_binomial_model_recovers_known_odds():
-    # fixture: constant share 20% under A, 50% under B; no time trend
-    df = pd.DataFrame(
+def test_seats_by_tier_and_systems():
+    tiers = pd.DataFrame(
         {
-            "chamber": ["Mazhilis"] * 4,
-            "year": [2000, 2001, 2002, 2003],
-            "date": [dt.date(y, 1, 1) for y in (2000, 2001, 2002, 2003)],
-            "women_seats": [20, 20, 50, 50],
-            "total_seats": [100] * 4,
-            "regime": ["A", "A", "B", "B"],
+            "election_date": [
+                "1999-10",
+                "1999-10",
+                "2007-08-18",
+                "2007-08-18",
+                "2023-03-19",
+                "2023-03-19",
+            ],
+            "tier": [
+                "single-member districts",
+                "party lists",
+                "party lists",
+                "Assembly of People of Kazakhstan",
+                "party lists",
+                "single-member districts",
+            ],
+            "seats": [67, 10, 98, 9, 69, 29],
+            "women_seats": pd.array([None, None, None, None, 18, 0], dtype="Int64"),
+            "source_id": ["x"] * 6,
         }
     )
-    df2 = df.assign(year=[2000, 2003, 2000, 2003])  # time orthogonal to regime
-    fit = P.binomial_model(df2).table.set_index("term")
-    assert fit.loc["regime: B", "odds_ratio"] == pytest.approx((0.5 / 0.5) / (0.2 / 0.8))
-    assert fit.loc["decade", "odds_ratio"] == pytest.approx(1.0)
+    t = P.seats_by_tier(tiers)
+    assert t.loc[(t.election_date == "2023-03-19") & (t.tier == "party lists"), "women_pct"].iloc[
+        0
+    ] == pytest.approx(100 * 18 / 69)
+    assert [name for _, name in P.systems(t)] == ["mixed", "party lists", "mixed"]
 
 
 def test_gaps_and_vintages():
@@ -247,10 +305,59 @@ def test_gaps_and_vintages():
 
 
 # ---------------------------------------------------------------- claims
-def test_tolerance_is_half_a_unit_of_the_claim():
-    assert C.tolerance("11.2") == pytest.approx(0.05)
-    assert C.tolerance("400") == pytest.approx(0.5)
-    assert C.tolerance(1800000000) == pytest.approx(0.5)
+def test_decimals_follow_the_claims_precision():
+    assert C.decimals_of(0.05) == 2
+    assert C.decimals_of(50_000_000) == 0
+    assert C.decimals_of(0) == 0
+
+
+def test_tolerance_comes_from_the_claims_table():
+    claims = pd.DataFrame(
+        {
+            "claim_id": ["C01"],
+            "article_source_id": ["art"],
+            "quantity": ["state grants to NGOs"],
+            "claimed_value": [1.8e9],
+            "unit": ["KZT"],
+            "tolerance": [5e7],
+            "refers_to": ["2020"],
+        }
+    )
+    funding = pd.DataFrame(
+        {
+            "year_start": [2020],
+            "year_end": [2020],
+            "currency": ["KZT"],
+            "programme": ["State grants"],
+            "kind": ["annual"],
+            "amount": [1.84e9],
+            "period": ["2020"],
+            "source_id": ["f"],
+        }
+    )
+    empty = pd.DataFrame()
+    out = C.check_all(
+        claims,
+        counts=empty,
+        funding=funding,
+        annual=empty,
+        picked=empty,
+        events=empty,
+        annual_series="x",
+        survey_note="",
+    )
+    assert out.loc[0, "verdict"] == C.CONSISTENT  # 1.84 billion is "1.8 billion"
+    out = C.check_all(
+        claims.assign(tolerance=0.5),
+        counts=empty,
+        funding=funding,
+        annual=empty,
+        picked=empty,
+        events=empty,
+        annual_series="x",
+        survey_note="",
+    )
+    assert out.loc[0, "verdict"] == C.INCONSISTENT
 
 
 def test_verdict_logic():

@@ -67,6 +67,21 @@ def tolerance(claimed: str | float) -> float:
     return 0.5 * 10.0 ** min(int(exp), 0) if isinstance(exp, int) else 0.5
 
 
+UNIT_LABELS = {
+    "organisations": "organisations",
+    "ratio": "times",
+    "KZT": "tenge",
+    "percent": "%",
+    "year": "year",
+}
+
+
+def decimals_of(tol: float) -> int:
+    """Decimals worth printing for a value checked within `tol` (0.05 -> 2, 50 -> 0)."""
+    exp = Decimal(str(tol)).normalize().as_tuple().exponent
+    return max(0, -int(exp)) if isinstance(exp, int) and tol > 0 else 0
+
+
 def _fmt(v: float) -> str:
     if v == int(v) and 1800 <= v <= 2100:  # a year
         return str(int(v))
@@ -148,7 +163,7 @@ def ngo_count_candidates(claim: pd.Series, counts: pd.DataFrame) -> list[Candida
             float(r["count"]),
             "definition" if r["status"] == "active (narrow tier)" else "same",
             f"{bounds[r['bound']]}{int(r['count']):,} {r['status']} NGOs "
-            f"({SERIES_NAMES[r['series']]}, {r['year']})",
+            f"({SERIES_NAMES.get(r['series'], r['series'])}, {r['year']})",
             ref=r,
         )
         for _, r in sub.sort_values(["year", "source_id"]).iterrows()
@@ -178,9 +193,9 @@ def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[
         "same" if start["series"] == end["series"] and start["bound"] == "point" else "definition"
     )
     what = (
-        f"{int(end['count']):,} {end['status']} ({SERIES_NAMES[end['series']]}, {end['year']}) "
+        f"{int(end['count']):,} {end['status']} ({SERIES_NAMES.get(end['series'], end['series'])}, {end['year']}) "
         f"divided by {'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
-        f"({SERIES_NAMES[start['series']]}, {start['year']})"
+        f"({SERIES_NAMES.get(start['series'], start['series'])}, {start['year']})"
     )
     return [Candidate(ratio, kind, what)]
 
@@ -322,6 +337,7 @@ def check_all(
             "quantity": c["quantity"],
             "claimed": claimed,
             "unit": c["unit"],
+            "tolerance": tol,
             "found": v.found,
             "difference": v.difference,
             "verdict": v.verdict,

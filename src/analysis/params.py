@@ -10,7 +10,6 @@ naming the file and the key path, e.g.::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -62,12 +61,12 @@ class NgoParams(_Strict):
 
 
 class ParliamentParams(_Strict):
-    regimes: dict[str, dt.date]
     mazhilis_2023_women: Literal[18, 19]
     preferred_sources: list[str]
     annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
     target_pct: float = Field(gt=0, le=100)
     parity_pct: float = Field(gt=0, le=100)
+    first_quota_election: int = Field(ge=1990, le=2030)
 
 
 class SurveyParams(_Strict):
@@ -76,7 +75,6 @@ class SurveyParams(_Strict):
     granularity_n_max: int = Field(ge=10, le=100000)
     granularity_rounding: Literal["half_up", "half_even"]
     no_interval_questions: list[str]
-    no_interval_surveys: list[str]
     caf_items: list[str]
 
 

@@ -127,6 +127,62 @@ def seats_by_tier(tiers: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def system_of(tiers_of_one_election: pd.DataFrame) -> str:
+    """'single-member districts', 'party lists' or 'mixed', from the elected tiers."""
+    elected = set(tiers_of_one_election["tier"]) - {"Assembly of People of Kazakhstan"}
+    if elected == {"single-member districts", "party lists"}:
+        return "mixed"
+    if len(elected) == 1:
+        return elected.pop()
+    raise ValueError(f"unknown combination of tiers: {sorted(elected)}")
+
+
+def systems(tiers: pd.DataFrame) -> list[tuple[float, str]]:
+    """(first year, system) for each change of electoral system of the lower chamber."""
+    out: list[tuple[float, str]] = []
+    for date, grp in tiers.groupby("election_date", sort=True):
+        name = system_of(grp)
+        if not out or out[-1][1] != name:
+            d = end_date(date)
+            out.append((d.year + (d.timetuple().tm_yday - 1) / 365.25, name))
+    return out
+
+
+def election_table(lower: pd.DataFrame, both: pd.DataFrame, tiers: pd.DataFrame) -> pd.DataFrame:
+    """One row per lower-chamber election: seats and women in all, by tier (as
+    'women / seats', '? / seats' where the tier's women are not known), the
+    system, and both chambers. Human column values, ready for the paper."""
+    rows = []
+    for _, m in lower.sort_values("date").iterrows():
+        t = tiers[tiers["election_date"] == m["election_date"]].set_index("tier")
+        b = both[both["election_date"] == m["election_date"]]
+
+        def cell(tier: str, t: pd.DataFrame = t) -> str:
+            if tier not in t.index:
+                return "none"
+            w = t.loc[tier, "women_seats"]
+            return f"{'?' if pd.isna(w) else int(w)} / {int(t.loc[tier, 'seats'])}"
+
+        rows.append(
+            {
+                "election": str(m["election_date"]),
+                "chamber": m["chamber"],
+                "system": system_of(t.reset_index()) if len(t) else "not recorded",
+                "seats": int(m["total_seats"]),
+                "women": int(m["women_seats"]),
+                "women_pct": round(100 * m["women_seats"] / m["total_seats"], 1),
+                "single_member": cell("single-member districts") if len(t) else "?",
+                "party_list": cell("party lists") if len(t) else "?",
+                "assembly": cell("Assembly of People of Kazakhstan") if len(t) else "?",
+                "both_pct": None
+                if b.empty or pd.isna(b["both_pct"].iloc[0])
+                else round(float(b["both_pct"].iloc[0]), 1),
+                "source_id": m["source_id"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def annual_panel(annual: pd.DataFrame, series: str, countries: list[str]) -> pd.DataFrame:
     """Wide table year x country of one series."""
     sub = annual[(annual["source_id"] == series) & (annual["iso3"].isin(countries))]

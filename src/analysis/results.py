@@ -83,6 +83,7 @@ class Registry:
         interval_kind: str | None = None,
         kind: str = "estimate",
         decimals: int | None = None,
+        qualifier: str | None = None,
     ) -> Any:
         """Record one result and return its value (so notebooks can display it).
 
@@ -94,6 +95,8 @@ class Registry:
               default: every source id in those raw files.
         decimals: how many decimals the paper prints (the precision the data
               support); default: as recorded.
+        qualifier: how the source qualifies the value ("more than", "almost",
+              "about"); the paper prints it before the number.
         """
         if key in self.results:
             raise KeyError(f"result {key!r} recorded twice in {self.notebook}")
@@ -117,6 +120,8 @@ class Registry:
         }
         if decimals is not None:
             entry["decimals"] = decimals
+        if qualifier:
+            entry["qualifier"] = qualifier
         if interval is not None:
             lo, hi = (_clean(x) for x in interval)
             entry["interval"] = [lo, hi]
