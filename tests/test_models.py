@@ -35,7 +35,8 @@ def test_growth_range_of_a_known_exponential():
         source_id=list("abcd"),
     )
     r = ngo.growth_range(per_year, min_span=6)
-    assert set(zip(r.start_year, r.end_year, strict=True)) == {(2010, 2016), (2010, 2020), (2013, 2020)}
+    pairs = set(zip(r.start_year, r.end_year, strict=True))
+    assert pairs == {(2010, 2016), (2010, 2020), (2013, 2020)}
     assert r["rate"].to_numpy() == pytest.approx([0.05] * 3, abs=1e-3)
     with pytest.raises(ValueError):
         ngo.growth_range(per_year, min_span=20)

@@ -192,10 +192,12 @@ def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[
     kind = (
         "same" if start["series"] == end["series"] and start["bound"] == "point" else "definition"
     )
+    s_name = SERIES_NAMES.get(start["series"], start["series"])
+    e_name = SERIES_NAMES.get(end["series"], end["series"])
     what = (
-        f"{int(end['count']):,} {end['status']} ({SERIES_NAMES.get(end['series'], end['series'])}, {end['year']}) "
+        f"{int(end['count']):,} {end['status']} ({e_name}, {end['year']}) "
         f"divided by {'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
-        f"({SERIES_NAMES.get(start['series'], start['series'])}, {start['year']})"
+        f"({s_name}, {start['year']})"
     )
     return [Candidate(ratio, kind, what)]
 

@@ -279,7 +279,8 @@ def activity_areas_figure(areas):
     for ax, (cls, grp), colour in zip(axes, areas.groupby("classification"), c, strict=True):
         grp = grp.sort_values("share_pct")
         ax.barh([wrap(a, 24) for a in grp["area"]], grp["share_pct"], color=colour)
-        ax.set_title(f"{cls} classification\n(shares sum to {grp['share_pct'].sum():.0f}%)", fontsize=9)
+        total = grp["share_pct"].sum()
+        ax.set_title(f"{cls} classification\n(shares sum to {total:.0f}%)", fontsize=9)
         ax.set_xlabel("Share of operating NGOs (%)")
         ax.tick_params(axis="y", labelsize=6.5)
     source_line(fig, areas["source_id"])
