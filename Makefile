@@ -106,9 +106,9 @@ reports/notebooks/02_ngo.ipynb: $(STAMPS)/ngo.json $(P)/ngo_counts.csv \
   $(P)/ngo_activity_areas.csv $(P)/ngo_state_funding.csv $(P)/civic_space_scores.csv \
   $(P)/civic_space_indices.csv $(P)/civic_space_ratings.csv
 reports/notebooks/03_parliament.ipynb: $(STAMPS)/parliament.json \
-  $(P)/women_parliament_elections.csv $(P)/women_parliament_annual.csv
+  $(P)/women_parliament_elections.csv $(P)/women_parliament_tiers.csv $(P)/women_parliament_annual.csv
 reports/notebooks/04_survey.ipynb: $(STAMPS)/survey.json $(P)/survey_results.csv $(P)/surveys.csv
-reports/notebooks/05_claims.ipynb: $(STAMPS)/claims.json $(P)/claims.csv $(P)/ngo_counts.csv \
+reports/notebooks/05_claims.ipynb: $(STAMPS)/claims.json $(P)/claims.csv $(P)/ngo_counts.csv $(P)/ngo_growth_statements.csv \
   $(P)/ngo_state_funding.csv $(P)/women_parliament_annual.csv \
   $(P)/women_parliament_elections.csv $(P)/policy_events.csv
 # figures and per-notebook results are published by the runner with the executed copy

@@ -320,7 +320,7 @@ def elections_figure(lower, senate, both, other_2023, systems, target):
             lw=1.8 if chamber == "Mazhilis" else 1,
         )
         ax.scatter(x, y, marker=marker, color=c[0], zorder=3, label=label)
-    sx = [_decimal_year(d) for d in senate["date"]]
+    sx = [_decimal_year(d) for d in senate["effective"]]  # when each composition held
     ax.scatter(
         sx,
         100 * senate["women_seats"] / senate["total_seats"],
@@ -352,7 +352,7 @@ def elections_figure(lower, senate, both, other_2023, systems, target):
             label=f"Mazhilis 2023, other count ({other_2023['women_seats']} women)",
         )
     ax.axhline(target, color="#444444", ls=":", lw=1)
-    ax.text(1994.2, target + 0.6, f"{target:g}%", fontsize=8, color="#444444")
+    ax.text(end - 0.2, target + 0.6, f"{target:g}%", fontsize=8, color="#444444", ha="right")
     shade = ["#f0f0f0", "#ffffff"]
     for i, (y0, name) in enumerate(systems):
         y1 = systems[i + 1][0] if i + 1 < len(systems) else end
@@ -365,7 +365,7 @@ def elections_figure(lower, senate, both, other_2023, systems, target):
     ax.set_xlabel("Year (steps hold each election's result until the next)")
     ax.set_ylabel("Seats held by women (%)")
     ax.set_title("Women in Kazakhstan's parliament after each election")
-    ax.legend(loc="center left", fontsize=7, ncol=1, bbox_to_anchor=(0.0, 0.62))
+    ax.legend(loc="upper left", fontsize=7, ncol=2, bbox_to_anchor=(0.0, 0.93))
     source_line(fig, list(lower["source_id"]) + list(senate["source_id"]))
     return fig
 
