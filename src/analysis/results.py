@@ -82,6 +82,7 @@ class Registry:
         interval: tuple[float, float] | None = None,
         interval_kind: str | None = None,
         kind: str = "estimate",
+        decimals: int | None = None,
     ) -> Any:
         """Record one result and return its value (so notebooks can display it).
 
@@ -91,6 +92,8 @@ class Registry:
         sources: raw files (data/raw/*.csv) the value was computed from.
         source_ids: the data sources behind the value (cited by the paper);
               default: every source id in those raw files.
+        decimals: how many decimals the paper prints (and its interval's bounds);
+              default: as recorded, at most four.
         """
         if key in self.results:
             raise KeyError(f"result {key!r} recorded twice in {self.notebook}")
@@ -112,6 +115,10 @@ class Registry:
             "notebook": self.notebook,
             "source_ids": ids,
         }
+        if decimals is not None:
+            if isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 0:
+                raise ValueError(f"result {key!r}: decimals must be a whole number >= 0")
+            entry["decimals"] = decimals
         if interval is not None:
             lo, hi = (_clean(x) for x in interval)
             entry["interval"] = [lo, hi]
