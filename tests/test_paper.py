@@ -115,6 +115,8 @@ def test_fixture_paper_numbers_intervals_and_texts(tmp_path: Path):
     assert "Shown because the result does not exist." in text
     assert "Hidden" not in text
     assert "Raw <b>HTML</b> in the Markdown is shown as text." in text
+    assert soup.select_one("pre code.language-bash").get_text() == "make report\n"
+    assert "Colon fences work too." in text
 
 
 def test_fixture_paper_structure(tmp_path: Path):
