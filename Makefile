@@ -140,9 +140,9 @@ $(NOTEBOOK_PAGES) &: $(EXECUTED) src/analysis/report.py $(ENV)
 ## report: build reports/paper.html (sets up the environment if needed)
 .PHONY: report
 report: reports/paper.html
-reports/paper.html: reports/results.json $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
+reports/paper.html: paper/paper.md reports/results.json $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
   data/raw/datapackage.json requirements.lock $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS)))
-	@$(PY) -m analysis.paper --results reports/results.json --figures reports/figures \
+	@$(PY) -m analysis.paper --source paper/paper.md --results reports/results.json --figures reports/figures \
 	  --stamps $(STAMPS) --out $@
 
 ## verify: re-execute every notebook in a scratch folder and check every result and figure

@@ -93,8 +93,8 @@ class Registry:
         sources: raw files (data/raw/*.csv) the value was computed from.
         source_ids: the data sources behind the value (cited by the paper);
               default: every source id in those raw files.
-        decimals: how many decimals the paper prints (the precision the data
-              support); default: as recorded.
+        decimals: how many decimals the paper prints (and its interval's bounds),
+              the precision the data support; default: as recorded, at most four.
         qualifier: how the source qualifies the value ("more than", "almost",
               "about"); the paper prints it before the number.
         """
@@ -119,6 +119,8 @@ class Registry:
             "source_ids": ids,
         }
         if decimals is not None:
+            if isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 0:
+                raise ValueError(f"result {key!r}: decimals must be a whole number >= 0")
             entry["decimals"] = decimals
         if qualifier:
             entry["qualifier"] = qualifier
