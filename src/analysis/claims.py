@@ -271,6 +271,58 @@ def target_year_candidates(claim: pd.Series, events: pd.DataFrame) -> list[Candi
 
 
 # ------------------------------------------------------------------ all claims
+def target_level_candidates(events: pd.DataFrame) -> list[Candidate]:
+    """The 30% level of women in decision-making set by a policy event."""
+    return [
+        Candidate(30.0, "same", f"the 30% level set in {e['year']} for decision-making roles")
+        for _, e in events[events["event"].str.contains("30% women in decision-making")].iterrows()
+    ]
+
+
+def index_fall_candidates(index: pd.DataFrame) -> list[Candidate]:
+    """Years in which a civic-space index fell (columns `year`, `value`)."""
+    s = index.sort_values("year").set_index("year")["value"].astype(float)
+    d = s.diff()
+    return [
+        Candidate(
+            float(y),
+            "same",
+            f"the V-Dem core civil society index fell in {y} "
+            f"({s.loc[y - 1]:.3f} to {s.loc[y]:.3f})",
+        )
+        for y in d.index[d < 0]
+    ]
+
+
+def participation_reason(survey_results: pd.DataFrame, population: pd.DataFrame) -> str:
+    """Why a count of participants cannot be checked, with the nearest measure."""
+    caf = survey_results[survey_results["question_id"] == "CAF_volunteered_time"]
+    last = caf.sort_values("year").iloc[-1]
+    pop = population.sort_values("year")
+    p = pop[pop["year"] <= int(last["year"])].iloc[-1]
+    return (
+        "no count of people joining such projects in the data; the nearest measure, volunteering "
+        f"in the past month, was reported by {last['percent']:g}% of respondents in "
+        f"{int(last['year'])} (CAF World Giving Index) in a population of "
+        f"{p['population'] / 1e6:.1f} million, far more than several thousand people, though "
+        "volunteering is not the activism the article means"
+    )
+
+
+CHECKS = (
+    "ngo_count",
+    "fold",
+    "funding",
+    "parliament_share",
+    "target_year",
+    "target_level",
+    "index_fall_year",
+    "survey_internal",
+    "participation",
+    "none",
+)
+
+
 def check_all(
     claims: pd.DataFrame,
     *,
@@ -282,20 +334,28 @@ def check_all(
     annual_series: str,
     survey_note: str,
     growth: pd.DataFrame | None = None,
+    index: pd.DataFrame | None = None,
+    survey_results: pd.DataFrame | None = None,
+    population: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Check every claim; return one row per claim with verdict, found value,
-    difference and reason. Count claims are checked first, so that a ratio
-    claim can join the rows its own article's count claims matched."""
+    difference and reason. The `check` column of the claims table says how each
+    claim is checked (one of CHECKS; for `none`, `how_to_check` says why it
+    cannot be). Count claims are checked first, so that a ratio claim can join
+    the rows its own article's count claims matched."""
     rows, matched = {}, {}
-    order = sorted(claims.index, key=lambda i: claims.loc[i, "unit"] == "ratio")
+    kind = claims["check"] if "check" in claims else claims["unit"].map(_check_from_unit)
+    order = sorted(claims.index, key=lambda i: kind[i] == "fold")
     for i in order:
         c = claims.loc[i]
+        how = kind[i]
         claimed = float(c["claimed_value"])
         tol = float(c["tolerance"]) if "tolerance" in c else tolerance(c["claimed_value"])
         reason_if_none = "no comparable value in the data"
-        if c["unit"] == "organisations":
+        cands: list[Candidate] = []
+        if how == "ngo_count":
             cands = ngo_count_candidates(c, counts)
-        elif c["unit"] == "ratio":
+        elif how == "fold":
             mine = [
                 matched[j]
                 for j in matched
@@ -306,19 +366,26 @@ def check_all(
             if growth is not None:
                 cands += official_fold_candidates(growth)
             reason_if_none = "the article's own counts could not both be found in the data"
-        elif c["unit"] == "KZT":
+        elif how == "funding":
             cands = funding_candidates(c, funding)
             reason_if_none = (
                 f"no funding figure for this programme in {c['refers_to']} "
                 "apart from the article itself"
             )
-        elif c["unit"] == "percent" and "parliament" in c["quantity"]:
+        elif how == "parliament_share":
             cands = parliament_candidates(c, annual, picked, annual_series)
-        elif c["unit"] == "year":
+        elif how == "target_year":
             cands = target_year_candidates(c, events)
-        else:
-            cands = []
+        elif how == "target_level":
+            cands = target_level_candidates(events)
+        elif how == "index_fall_year" and index is not None:
+            cands = index_fall_candidates(index)
+        elif how == "survey_internal":
             reason_if_none = survey_note
+        elif how == "participation" and survey_results is not None and population is not None:
+            reason_if_none = participation_reason(survey_results, population)
+        else:
+            reason_if_none = str(c["how_to_check"])
         v = verdict(claimed, cands, tol, reason_if_none)
         unmatched = [
             x for x in cands if x.kind == "definition" and abs(x.value - claimed) > tol + 1e-12
@@ -347,3 +414,13 @@ def check_all(
             "article_source_id": c["article_source_id"],
         }
     return pd.DataFrame([rows[i] for i in claims.index])
+
+
+def _check_from_unit(unit: str) -> str:
+    return {
+        "organisations": "ngo_count",
+        "ratio": "fold",
+        "KZT": "funding",
+        "percent": "parliament_share",
+        "year": "target_year",
+    }.get(unit, "none")

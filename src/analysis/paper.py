@@ -291,7 +291,10 @@ class Paper:
         return self.R[key]["interval"]
 
     def num(self, key: str) -> str:
-        return f'<span class="num" data-key="{esc(key)}">{esc(self.formatted(key))}</span>'
+        """The value, after the qualifier its source prints ("more than", "almost")."""
+        q = self.R.get(key, {}).get("qualifier")
+        span = f'<span class="num" data-key="{esc(key)}">{esc(self.formatted(key))}</span>'
+        return f"{esc(q)} {span}" if q else span
 
     def ci(self, key: str) -> str:
         self.interval(key)
