@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 
@@ -35,7 +36,7 @@ class Candidate:
     value: float
     kind: str  # same | definition | year
     what: str  # e.g. "lower chamber (WDI) 1999"
-    ref: object = field(default=None, compare=False)  # the data row behind it, if any
+    ref: pd.Series | None = field(default=None, compare=False)  # the data row behind it, if any
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def parliament_candidates(
     out = []
     if y in wdi.index:
         out.append(
-            Candidate(float(wdi.loc[y, "women_pct"]), "same", f"lower chamber ({series}) {y}")
+            Candidate(float(wdi["women_pct"].loc[y]), "same", f"lower chamber ({series}) {y}")
         )
     both = P.both_chambers_in_year(picked, wdi["women_pct"], y)
     if both is not None:
@@ -197,7 +198,7 @@ def parliament_candidates(
     for yy in (y - 1, y + 1):
         if yy in wdi.index:
             out.append(
-                Candidate(float(wdi.loc[yy, "women_pct"]), "year", f"lower chamber ({series}) {yy}")
+                Candidate(float(wdi["women_pct"].loc[yy]), "year", f"lower chamber ({series}) {yy}")
             )
     return out
 
@@ -241,7 +242,8 @@ def check_all(
     """Check every claim; return one row per claim with verdict, found value,
     difference and reason. Count claims are checked first, so that a ratio
     claim can join the rows its own article's count claims matched."""
-    rows, matched = {}, {}
+    rows: dict[Any, dict] = {}
+    matched: dict[Any, pd.Series] = {}
     order = sorted(claims.index, key=lambda i: claims.loc[i, "unit"] == "ratio")
     for i in order:
         c = claims.loc[i]
@@ -274,7 +276,7 @@ def check_all(
             reason_if_none = survey_note
         v = verdict(claimed, cands, tol, reason_if_none)
         hit = next((x for x in cands if x.ref is not None and abs(x.value - claimed) <= tol), None)
-        if hit is not None:
+        if hit is not None and hit.ref is not None:
             matched[i] = hit.ref
         rows[i] = {
             "claim_id": c["claim_id"],

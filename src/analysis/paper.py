@@ -65,7 +65,7 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
-def git_info(root: Path = paths.ROOT) -> dict[str, str]:
+def git_info(root: Path = paths.ROOT) -> dict[str, Any]:
     def git(*args: str) -> str:
         try:
             return subprocess.run(
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     results = json.loads(a.results.read_text())
     params_used = load_params_used(a.stamps)
-    shared = next(iter(params_used.values()), {})
+    shared: dict = next(iter(params_used.values()), {})
     try:
         html, paper = render(results, a.figures, data.package(), {**shared, "used": params_used})
     except PaperError as e:

@@ -34,7 +34,10 @@ def with_intervals(
     `interval_note` says why a row has no interval.
     """
     out = results.copy()
-    lo, hi, cnt, note = [], [], [], []
+    lo: list[float] = []
+    hi: list[float] = []
+    cnt: list = []  # ints and pd.NA
+    note: list[str] = []
     for _, r in out.iterrows():
         excluded_q = any(str(r["question_id"]).startswith(q) for q in no_interval_questions)
         if excluded_q:
@@ -46,12 +49,17 @@ def with_intervals(
         else:
             why = ""
         if why:
-            lo.append(np.nan), hi.append(np.nan), cnt.append(pd.NA), note.append(why)
+            lo.append(np.nan)
+            hi.append(np.nan)
+            cnt.append(pd.NA)
+            note.append(why)
             continue
         n = int(r["n"])
         k = int(round(float(r["percent"]) / 100 * n))
         a, b = wilson(k, n, confidence)
-        lo.append(100 * a), hi.append(100 * b), cnt.append(k)
+        lo.append(100 * a)
+        hi.append(100 * b)
+        cnt.append(k)
         note.append("approximate: count = round(p·n) from a weighted, rounded percentage")
     out["approx_count"] = pd.array(cnt, dtype="Int64")
     out["ci_low"], out["ci_high"], out["interval_note"] = lo, hi, note
