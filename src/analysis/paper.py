@@ -244,9 +244,9 @@ class Paper:
         commit = self.git["short"] + (" with uncommitted changes" if self.git["dirty"] else "")
         return Markup(
             '<figure id="fig-{name}"><img src="{uri}" alt="{alt}" width="700">'
-            '<figcaption><span class="label">Figure {n}.</span> {caption} {cites}</figcaption>'
-            '<p class="prov">Made by <a href="{href}/{nb}.html">notebooks/{nb}.ipynb</a> '
-            "(executed copy) from {raw}; commit <code>{commit}</code>.</p></figure>"
+            '<figcaption><span class="label">Figure {n}.</span> {caption} {cites}'
+            '<span class="prov">Made by <a href="{href}/{nb}.html">notebooks/{nb}.ipynb</a> '
+            "(executed copy) from {raw}; commit <code>{commit}</code>.</span></figcaption></figure>"
         ).format(
             name=name,
             uri=uri,
@@ -281,7 +281,8 @@ class Paper:
             body += Markup("<tr>{}</tr>").format(cells)
         return Markup(
             '<figure class="table" id="tab-{key}"><figcaption><span class="label">Table {n}.'
-            '</span> {caption} {cites}</figcaption><div class="scroll"><table data-key="{key}">'
+            '</span> {caption} {cites}</figcaption><div class="scroll" tabindex="0" role="region" '
+            'aria-label="Table {n}, scrolls sideways"><table data-key="{key}">'
             "<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></figure>"
         ).format(key=key, n=n, caption=caption, cites=self.cite_result(key), head=head, body=body)
 
