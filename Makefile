@@ -76,7 +76,7 @@ else
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 endif
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
-	@$(MAKE) --no-print-directory git-filter
+	@$(GIT_FILTER)
 	@touch $@
 endif
 
@@ -87,20 +87,23 @@ NBSTRIPOUT_ARGS := --keep-id --extra-keys "metadata.language_info.version cell.m
 # (in a linked worktree, only with extensions.worktreeConfig, so that the other
 # worktrees of the repository keep their own settings)
 NBSTRIPOUT := '"$(abspath $(VENV))/bin/python" -m nbstripout $(NBSTRIPOUT_ARGS)'
+define GIT_FILTER
+git rev-parse --git-dir >/dev/null 2>&1 || exit 0; \
+where=--local; \
+if [ "$$(git rev-parse --git-dir)" != "$$(git rev-parse --git-common-dir)" ]; then \
+  if [ "$$(git config --bool extensions.worktreeConfig)" != true ]; then \
+    echo "[env] linked git worktree: nbstripout filter not installed (git config extensions.worktreeConfig true; make git-filter)"; \
+    exit 0; fi; \
+  where=--worktree; fi; \
+git config $$where filter.nbstripout.clean $(NBSTRIPOUT) && \
+git config $$where filter.nbstripout.smudge cat && \
+git config $$where filter.nbstripout.required true && \
+git config $$where diff.ipynb.textconv $(NBSTRIPOUT)' -t' && \
+echo "[env] nbstripout git filter installed (.gitattributes)"
+endef
 .PHONY: git-filter
 git-filter:
-	@git rev-parse --git-dir >/dev/null 2>&1 || exit 0; \
-	where=--local; \
-	if [ "$$(git rev-parse --git-dir)" != "$$(git rev-parse --git-common-dir)" ]; then \
-	  if [ "$$(git config --bool extensions.worktreeConfig)" != true ]; then \
-	    echo "[env] linked git worktree: nbstripout filter not installed (git config extensions.worktreeConfig true; make git-filter)"; \
-	    exit 0; fi; \
-	  where=--worktree; fi; \
-	git config $$where filter.nbstripout.clean $(NBSTRIPOUT) && \
-	git config $$where filter.nbstripout.smudge cat && \
-	git config $$where filter.nbstripout.required true && \
-	git config $$where diff.ipynb.textconv $(NBSTRIPOUT)' -t' && \
-	echo "[env] nbstripout git filter installed (.gitattributes)"
+	@$(GIT_FILTER)
 
 # ---- parameters: one stamp per section, rewritten only when that section changes.
 # Written while make reads this file (one quick python call), so that plain file
