@@ -22,8 +22,16 @@ endif
 PARAMS ?= params.yaml
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+# `make data PY=python` (Binder, conda): use an interpreter that already has the
+# pins of environment.yml and the `analysis` package; no .venv is built
+ifeq ($(origin PY),command line)
+ENV := .build/env-$(subst /,_,$(PY))
+else
 PY := $(VENV)/bin/python
 ENV := $(VENV)/.installed
+endif
+NPM := $(shell command -v npm 2>/dev/null)
+NODE_TOOLS := node_modules/.installed
 KERNEL := kz-civil-society
 UV := $(shell command -v uv 2>/dev/null)
 
@@ -48,9 +56,15 @@ PROCESSED := $(addprefix data/processed/,$(notdir $(filter-out %/datapackage.jso
 help:
 	@grep -hE '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  make /' -e 's/: /\t/' | expand -t 26
 
-## env: build .venv from requirements.lock and register the project kernel
+## env: build .venv from requirements.lock, register the project kernel and the nbstripout git filter
 .PHONY: env
 env: $(ENV)
+ifeq ($(origin PY),command line)
+$(ENV): requirements.lock pyproject.toml
+	@$(PY) -c "import analysis, papermill, nbconvert" 2>/dev/null || { \
+	  echo "[env] $(PY) cannot import analysis, papermill and nbconvert: install environment.yml, or drop PY= to build .venv" >&2; exit 1; }
+	@mkdir -p $(@D) && touch $@
+else
 $(ENV): requirements.lock pyproject.toml
 	@echo "[env] building $(VENV) from requirements.lock"
 	@test -x $(PY) || $(if $(UV),$(UV) venv --quiet --python $(PYTHON) $(VENV),$(PYTHON) -m venv $(VENV))
@@ -62,12 +76,39 @@ else
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 endif
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
+	@$(GIT_FILTER)
 	@touch $@
+endif
+
+# nbstripout as a git filter (.gitattributes): whatever a researcher saves from
+# JupyterLab, git sees the notebook without outputs; its settings are those of
+# the pre-commit hook (.pre-commit-config.yaml), cell ids are kept
+NBSTRIPOUT_ARGS := --keep-id --extra-keys "metadata.language_info.version cell.metadata.execution cell.metadata.papermill"
+# (in a linked worktree, only with extensions.worktreeConfig, so that the other
+# worktrees of the repository keep their own settings)
+NBSTRIPOUT := '"$(abspath $(VENV))/bin/python" -m nbstripout $(NBSTRIPOUT_ARGS)'
+define GIT_FILTER
+git rev-parse --git-dir >/dev/null 2>&1 || exit 0; \
+where=--local; \
+if [ "$$(git rev-parse --git-dir)" != "$$(git rev-parse --git-common-dir)" ]; then \
+  if [ "$$(git config --bool extensions.worktreeConfig)" != true ]; then \
+    echo "[env] linked git worktree: nbstripout filter not installed (git config extensions.worktreeConfig true; make git-filter)"; \
+    exit 0; fi; \
+  where=--worktree; fi; \
+git config $$where filter.nbstripout.clean $(NBSTRIPOUT) && \
+git config $$where filter.nbstripout.smudge cat && \
+git config $$where filter.nbstripout.required true && \
+git config $$where diff.ipynb.textconv $(NBSTRIPOUT)' -t' && \
+echo "[env] nbstripout git filter installed (.gitattributes)"
+endef
+.PHONY: git-filter
+git-filter:
+	@$(GIT_FILTER)
 
 # ---- parameters: one stamp per section, rewritten only when that section changes.
 # Written while make reads this file (one quick python call), so that plain file
 # dates are exact and `make -n` (the progress plan) tells the truth.
-NO_STAMPS_FOR := help clean distclean env lock test lint checksums bench verify record
+NO_STAMPS_FOR := help clean distclean env git-filter node_modules lock test lint checksums bench verify record
 ifneq ($(wildcard $(ENV)),)
 ifeq ($(KZ_NO_STAMPS),)
 ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
@@ -155,9 +196,9 @@ verify: $(ENV)
 record: $(ENV)
 	@$(PY) -m analysis.verify --record --params $(PARAMS)
 
-## test: unit, data-validation and notebook tests (pytest)
+## test: unit, data-validation, notebook tests and the standard tools (pytest)
 .PHONY: test
-test: $(ENV)
+test: $(ENV) $(if $(NPM),$(NODE_TOOLS))
 	$(PY) -m pytest
 
 ## bench: time clean, no-op and incremental builds against plain nbconvert (bench/results.json)
@@ -165,15 +206,31 @@ test: $(ENV)
 bench: $(ENV)
 	$(PY) bench/bench.py
 
-## lint: ruff on the package, tests and tools
+## lint: ruff on the package, tests, tools and notebooks
 .PHONY: lint
 lint: $(ENV)
-	$(VENV)/bin/ruff check src tests tools
+	$(PY) -m ruff check src tests tools bench notebooks
+
+## node_modules: install the HTML checkers (Nu checker, axe-core) from package-lock.json
+.PHONY: node_modules
+node_modules: $(NODE_TOOLS)
+$(NODE_TOOLS): package.json package-lock.json
+	$(if $(NPM),,$(error npm is needed for the HTML checkers (apt-get install npm)))
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## check: the ecosystem's own tools: frictionless, mypy, pre-commit hooks, Nu checker and axe on reports/
+.PHONY: check
+check: $(ENV) $(NODE_TOOLS) reports/paper.html
+	$(PY) -m frictionless validate data/raw/datapackage.json
+	$(PY) -m mypy
+	$(PY) -m pre_commit run --all-files --show-diff-on-failure
+	$(PY) tools/check_html.py reports/paper.html $(NOTEBOOK_PAGES)
 
 ## lab: open JupyterLab on the project kernel
 .PHONY: lab
 lab: $(ENV) $(PROCESSED)
-	$(VENV)/bin/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/notebooks
+	$(PY) -m jupyterlab --notebook-dir=. --ServerApp.default_url=/lab/tree/notebooks
 
 ## checksums: deliberately record new sha256 sums after editing data/raw/
 .PHONY: checksums

@@ -1,4 +1,4 @@
-"""Code style is part of the test suite: ruff over the package, tests and tools."""
+"""Code style is part of the test suite: ruff over the package, tests, tools and notebooks."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_ruff_clean():
     r = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "src", "tests", "tools"],
+        [sys.executable, "-m", "ruff", "check", "src", "tests", "tools", "bench", "notebooks"],
         cwd=ROOT,
         capture_output=True,
         text=True,

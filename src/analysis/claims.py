@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 
@@ -49,7 +50,7 @@ class Candidate:
     value: float
     kind: str  # same | definition | year
     what: str  # e.g. "lower chamber (WDI) 1999"
-    ref: object = field(default=None, compare=False)  # the data row behind it, if any
+    ref: pd.Series | None = field(default=None, compare=False)  # the data row behind it, if any
 
 
 @dataclass(frozen=True)
@@ -399,7 +400,7 @@ def check_all(
                 v.candidates,
             )
         hit = next((x for x in cands if x.ref is not None and abs(x.value - claimed) <= tol), None)
-        if hit is not None:
+        if hit is not None and hit.ref is not None:
             matched[i] = hit.ref
         rows[i] = {
             "claim_id": c["claim_id"],

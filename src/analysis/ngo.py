@@ -108,9 +108,7 @@ def areas_summary(areas: pd.DataFrame) -> pd.DataFrame:
     """Total of the published shares per classification (a total below 100 means
     categories are missing from the source, not an error of ours)."""
     return (
-        areas.groupby("classification", as_index=False)["share_pct"]
-        .sum()
-        .rename(columns={"share_pct": "total_pct"})
+        areas.groupby("classification", as_index=False).agg(total_pct=("share_pct", "sum"))
     )
 
 

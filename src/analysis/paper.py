@@ -871,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     results = json.loads(a.results.read_text())
     params_used = load_params_used(a.stamps)
-    shared = next(iter(params_used.values()), {})
+    shared: dict = next(iter(params_used.values()), {})
     try:
         html, paper = render(
             results,

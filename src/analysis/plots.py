@@ -49,7 +49,7 @@ def apply_theme(params: dict) -> None:
 
 def palette(n: int) -> list:
     return sns.color_palette(
-        matplotlib.rcParams.get("axes.prop_cycle").by_key()["color"][:n]
+        matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][:n]
         if n <= 10
         else "colorblind",
         n,

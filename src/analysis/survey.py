@@ -44,7 +44,10 @@ def with_intervals(
     """
     sv = surveys.set_index("survey_id") if "survey_id" in surveys.columns else surveys
     out = results.copy()
-    lo, hi, cnt, note = [], [], [], []
+    lo: list[float] = []
+    hi: list[float] = []
+    cnt: list = []  # ints and pd.NA
+    note: list[str] = []
     for _, r in out.iterrows():
         sampling = sv.loc[r["survey_id"], "sampling_class"]
         if any(str(r["question_id"]).startswith(q) for q in no_interval_questions):
@@ -60,7 +63,10 @@ def with_intervals(
         else:
             why = ""
         if why:
-            lo.append(np.nan), hi.append(np.nan), cnt.append(pd.NA), note.append(why)
+            lo.append(np.nan)
+            hi.append(np.nan)
+            cnt.append(pd.NA)
+            note.append(why)
             continue
         n = int(r["n"])
         k = int(round(float(r["percent"]) / 100 * n))

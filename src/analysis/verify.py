@@ -210,6 +210,7 @@ def compare_results(expected: dict, got: dict, changed_raw: set[str]) -> list[Ro
     for key in sorted(set(expected) | set(got)):
         e, g = expected.get(key), got.get(key)
         if g is None:
+            assert e is not None  # the key comes from one of the two
             rows.append(Row(key, _fmt(e["value"]), "-", "", "MISSING", "no longer recorded"))
             continue
         if e is None:

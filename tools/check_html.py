@@ -1,0 +1,142 @@
+"""Check HTML pages with the ecosystem's own tools: the Nu HTML checker and axe-core.
+
+Usage: python tools/check_html.py reports/paper.html reports/notebooks/*.html
+
+- Nu HTML checker (`vnu.jar` from the npm package vnu-jar, run by Java): no error.
+- axe-core (npm package axe-core, injected into headless Chromium through
+  Playwright): no serious or critical violation of WCAG 2.0/2.1/2.2 A and AA,
+  at a desktop and a phone width.
+
+Both come from node_modules/ (`make node_modules`, pinned in package-lock.json);
+Java and Chromium from the distribution. Prints one line per problem and a
+verdict line; exits 1 on any problem, 2 when a tool is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VNU_JAR = ROOT / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
+AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+FAIL_IMPACTS = ("serious", "critical")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class ToolMissing(RuntimeError):
+    pass
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        raise ToolMissing("chromium is not installed (apt-get install chromium)")
+    return exe
+
+
+def vnu(files: list[Path]) -> list[str]:
+    """Errors of the Nu HTML checker, one line each (warnings are not errors)."""
+    java = shutil.which("java")
+    if java is None:
+        raise ToolMissing("java is not installed (apt-get install default-jre-headless)")
+    if not VNU_JAR.exists():
+        raise ToolMissing(f"{VNU_JAR.relative_to(ROOT)} is missing (make node_modules)")
+    r = subprocess.run(
+        [java, "-jar", str(VNU_JAR), "--errors-only", "--format", "json", *map(str, files)],
+        capture_output=True,
+        text=True,
+    )
+    messages = json.loads(r.stderr or r.stdout or '{"messages": []}')["messages"]
+    out = []
+    for m in messages:
+        where = Path(m.get("url", "").removeprefix("file:")).name
+        out.append(f"vnu: {where}:{m.get('lastLine', '?')}: {m['type']}: {m['message']}")
+    if r.returncode != 0 and not out:
+        out.append(f"vnu: exited {r.returncode}: {r.stderr.strip()[:300]}")
+    return out
+
+
+def axe(files: list[Path]) -> tuple[list[str], int]:
+    """Serious or critical axe-core violations at each width, one line each;
+    and the number of (page, width) pairs checked."""
+    if not AXE_JS.exists():
+        raise ToolMissing(f"{AXE_JS.relative_to(ROOT)} is missing (make node_modules)")
+    from playwright.sync_api import sync_playwright
+
+    out, checked = [], 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            for width_name, (w, h) in WIDTHS.items():
+                ctx = browser.new_context(offline=True, viewport={"width": w, "height": h})
+                page = ctx.new_page()
+                for f in files:
+                    page.goto(f.resolve().as_uri(), wait_until="load")
+                    page.add_script_tag(path=str(AXE_JS))
+                    res = page.evaluate(
+                        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags},"
+                        " resultTypes: ['violations']})",
+                        AXE_TAGS,
+                    )
+                    checked += 1
+                    for v in res["violations"]:
+                        if v["impact"] in FAIL_IMPACTS:
+                            out.append(
+                                f"axe: {f.name} ({width_name}): {v['impact']}: {v['id']}: "
+                                f"{v['help']} ({len(v['nodes'])} nodes, first: "
+                                f"{v['nodes'][0]['target']})"
+                            )
+                ctx.close()
+        finally:
+            browser.close()
+    return out, checked
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python tools/check_html.py", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("files", type=Path, nargs="+")
+    ap.add_argument("--only", choices=["vnu", "axe"], help="run one checker only")
+    a = ap.parse_args(argv)
+    missing = [str(f) for f in a.files if not f.is_file()]
+    if missing:
+        print(f"check_html: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    problems: list[str] = []
+    try:
+        if a.only in (None, "vnu"):
+            found = vnu(a.files)
+            problems += found
+            print(f"[vnu] {len(a.files)} page(s): {len(found)} error(s)")
+        if a.only in (None, "axe"):
+            found, checked = axe(a.files)
+            problems += found
+            print(
+                f"[axe] {checked} page x width run(s) ({', '.join(WIDTHS)}): "
+                f"{len(found)} serious or critical violation(s)"
+            )
+    except ToolMissing as e:
+        print(f"check_html: {e}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(p)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
