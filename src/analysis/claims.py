@@ -72,6 +72,8 @@ UNIT_LABELS = {
     "organisations": "organisations",
     "ratio": "times",
     "KZT": "tenge",
+    "USD": "US dollars",
+    "persons": "people",
     "percent": "%",
     "year": "year",
 }
@@ -239,14 +241,14 @@ def parliament_candidates(
     name = ANNUAL_NAMES.get(series, series)
     out = []
     if y in wdi.index:
-        out.append(Candidate(float(wdi.loc[y, "women_pct"]), "same", f"lower chamber {y} ({name})"))
+        out.append(Candidate(float(wdi["women_pct"].loc[y]), "same", f"lower chamber {y} ({name})"))
     both = P.both_chambers_in_year(picked, wdi["women_pct"], y)
     if both is not None:
         out.append(Candidate(both[0], "definition", f"both chambers {y} ({both[1]})"))
     for yy in (y - 1, y + 1):
         if yy in wdi.index:
             out.append(
-                Candidate(float(wdi.loc[yy, "women_pct"]), "year", f"lower chamber {yy} ({name})")
+                Candidate(float(wdi["women_pct"].loc[yy]), "year", f"lower chamber {yy} ({name})")
             )
     return out
 
@@ -344,7 +346,8 @@ def check_all(
     claim is checked (one of CHECKS; for `none`, `how_to_check` says why it
     cannot be). Count claims are checked first, so that a ratio claim can join
     the rows its own article's count claims matched."""
-    rows, matched = {}, {}
+    rows: dict[Any, dict] = {}
+    matched: dict[Any, pd.Series] = {}
     kind = claims["check"] if "check" in claims else claims["unit"].map(_check_from_unit)
     order = sorted(claims.index, key=lambda i: kind[i] == "fold")
     for i in order:
@@ -404,6 +407,7 @@ def check_all(
             matched[i] = hit.ref
         rows[i] = {
             "claim_id": c["claim_id"],
+            "check": how,
             "quantity": c["quantity"],
             "claimed": claimed,
             "unit": c["unit"],

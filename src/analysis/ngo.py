@@ -74,7 +74,8 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
     """
     rows = []
     data = per_year.sort_values("year").reset_index(drop=True)
-    for i, a in data.iterrows():
+    for i in range(len(data)):
+        a = data.iloc[i]
         for _, b in data.iloc[i + 1 :].iterrows():
             span = int(b["year"]) - int(a["year"])
             if span < min_span:
@@ -107,9 +108,7 @@ def fold_change(start: float, end: float) -> float:
 def areas_summary(areas: pd.DataFrame) -> pd.DataFrame:
     """Total of the published shares per classification (a total below 100 means
     categories are missing from the source, not an error of ours)."""
-    return (
-        areas.groupby("classification", as_index=False).agg(total_pct=("share_pct", "sum"))
-    )
+    return areas.groupby("classification", as_index=False).agg(total_pct=("share_pct", "sum"))
 
 
 # ---------------------------------------------------------------- civic space

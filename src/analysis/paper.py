@@ -464,8 +464,7 @@ class Paper:
 
         head = "".join(f'<th scope="col">{heading(c, h)}</th>' for c, h in columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{cell(r, c)}</td>" for c, _ in columns) + "</tr>\n"
-            for r in rows
+            "<tr>" + "".join(f"<td>{cell(r, c)}</td>" for c, _ in columns) + "</tr>\n" for r in rows
         )
         cites, listed = self.sources_note(entry["source_ids"])
         label = f"Table {n}: {plain(caption_html)}"

@@ -82,6 +82,7 @@ class ClaimsParams(_Strict):
     annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
     preferred_sources: list[str]
     mazhilis_2023_women: Literal[18, 19]
+    civic_index: str
 
 
 class Params(_Strict):

@@ -143,7 +143,7 @@ def systems(tiers: pd.DataFrame) -> list[tuple[float, str]]:
     for date, grp in tiers.groupby("election_date", sort=True):
         name = system_of(grp)
         if not out or out[-1][1] != name:
-            d = end_date(date)
+            d = end_date(str(date))
             out.append((d.year + (d.timetuple().tm_yday - 1) / 365.25, name))
     return out
 
@@ -160,8 +160,8 @@ def election_table(lower: pd.DataFrame, both: pd.DataFrame, tiers: pd.DataFrame)
         def cell(tier: str, t: pd.DataFrame = t) -> str:
             if tier not in t.index:
                 return "none"
-            w = t.loc[tier, "women_seats"]
-            return f"{'?' if pd.isna(w) else int(w)} / {int(t.loc[tier, 'seats'])}"
+            w = t["women_seats"].loc[tier]
+            return f"{'?' if pd.isna(w) else int(w)} / {int(t['seats'].loc[tier])}"
 
         rows.append(
             {

@@ -49,9 +49,7 @@ def apply_theme(params: dict) -> None:
 
 def palette(n: int) -> list:
     return sns.color_palette(
-        matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][:n]
-        if n <= 10
-        else "colorblind",
+        matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][:n] if n <= 10 else "colorblind",
         n,
     )
 

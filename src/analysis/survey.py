@@ -71,7 +71,9 @@ def with_intervals(
         n = int(r["n"])
         k = int(round(float(r["percent"]) / 100 * n))
         a, b = wilson(k, n, confidence)
-        lo.append(100 * a), hi.append(100 * b), cnt.append(k)
+        lo.append(100 * a)
+        hi.append(100 * b)
+        cnt.append(k)
         note.append(interval_kind(confidence, n))
     out["approx_count"] = pd.array(cnt, dtype="Int64")
     out["ci_low"], out["ci_high"], out["interval_note"] = lo, hi, note
