@@ -115,8 +115,8 @@ def test_duplicate_composite_primary_key(raw_copy):
     edit(
         raw_copy,
         "women_parliament_elections.csv",
-        "Mazhilis,1999-10,1999,10,,74,8,10.81,whole chamber,ipu_hist_1945_2018",
-        "Mazhilis,1999-10,1999,10,,74,8,10.81,whole chamber,ipu_wmn_monthly",
+        "Mazhilis,1999-10,1999,10,,,74,8,10.81,whole chamber,ipu_hist_1945_2018",
+        "Mazhilis,1999-10,1999,10,,,74,8,10.81,whole chamber,ipu_wmn_monthly",
     )
     e = bad(raw_copy, "women_parliament_elections")
     assert e.rule == "primary key is unique"

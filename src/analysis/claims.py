@@ -290,7 +290,7 @@ def index_fall_candidates(index: pd.DataFrame) -> list[Candidate]:
         Candidate(
             float(y),
             "same",
-            f"the V-Dem core civil society index fell in {y} "
+            f"a fall of the V-Dem core civil society index in {y} "
             f"({s.loc[y - 1]:.3f} to {s.loc[y]:.3f})",
         )
         for y in d.index[d < 0]

@@ -83,8 +83,7 @@ def with_intervals(
 def interval_kind(confidence: float, n: int) -> str:
     """The exact label of a survey interval."""
     return (
-        f"approximate {confidence:.0%} Wilson interval, assuming simple random sampling "
-        f"(n = {n:,}; count = round(p·n); design effect unknown)"
+        f"approximate {confidence:.0%} Wilson interval assuming simple random sampling, n = {n:,}"
     )
 
 
