@@ -234,17 +234,20 @@ def funding_candidates(claim: pd.Series, funding: pd.DataFrame) -> list[Candidat
 def parliament_candidates(
     claim: pd.Series, annual: pd.DataFrame, picked: pd.DataFrame, series: str
 ) -> list[Candidate]:
-    """Lower chamber (annual series) in the year, both chambers in the year,
-    and the lower chamber in the neighbouring years."""
+    """A claim about "parliament": both chambers in the year (the same quantity),
+    the lower chamber in the year (another definition: the usual indicator counts
+    only the lower chamber), and the lower chamber in the neighbouring years."""
     (y, _) = _years(claim["refers_to"])
     wdi = annual[(annual["iso3"] == "KAZ") & (annual["source_id"] == series)].set_index("year")
     name = ANNUAL_NAMES.get(series, series)
     out = []
     if y in wdi.index:
-        out.append(Candidate(float(wdi["women_pct"].loc[y]), "same", f"lower chamber {y} ({name})"))
+        out.append(
+            Candidate(float(wdi["women_pct"].loc[y]), "definition", f"lower chamber {y} ({name})")
+        )
     both = P.both_chambers_in_year(picked, wdi["women_pct"], y)
     if both is not None:
-        out.append(Candidate(both[0], "definition", f"both chambers {y} ({both[1]})"))
+        out.insert(0, Candidate(both[0], "same", f"both chambers {y} ({both[1]})"))
     for yy in (y - 1, y + 1):
         if yy in wdi.index:
             out.append(
@@ -282,19 +285,22 @@ def target_level_candidates(events: pd.DataFrame) -> list[Candidate]:
     ]
 
 
-def index_fall_candidates(index: pd.DataFrame) -> list[Candidate]:
-    """Years in which a civic-space index fell (columns `year`, `value`)."""
+def index_fall_reason(claim: pd.Series, index: pd.DataFrame) -> str:
+    """Why a claimed year of tightening cannot be dated by an annual index:
+    what the index did that year, and how often it fell (columns `year`, `value`)."""
     s = index.sort_values("year").set_index("year")["value"].astype(float)
-    d = s.diff()
-    return [
-        Candidate(
-            float(y),
-            "same",
-            f"a fall of the V-Dem core civil society index in {y} "
-            f"({s.loc[y - 1]:.3f} to {s.loc[y]:.3f})",
-        )
-        for y in d.index[d < 0]
-    ]
+    d = s.diff().dropna()
+    y = int(float(claim["claimed_value"]))
+    falls = d[d < 0]
+    what = (
+        f"the V-Dem core civil society index went from {s.loc[y - 1]:.3f} to {s.loc[y]:.3f} in {y}"
+        if y in d.index
+        else f"the V-Dem core civil society index has no value for {y}"
+    )
+    return (
+        f"the data record no laws; {what}, but it fell in {len(falls)} of the {len(d)} years from "
+        f"{int(d.index.min())} to {int(d.index.max())}, so a fall cannot date the change"
+    )
 
 
 def participation_reason(survey_results: pd.DataFrame, population: pd.DataFrame) -> str:
@@ -383,7 +389,7 @@ def check_all(
         elif how == "target_level":
             cands = target_level_candidates(events)
         elif how == "index_fall_year" and index is not None:
-            cands = index_fall_candidates(index)
+            reason_if_none = index_fall_reason(c, index)
         elif how == "survey_internal":
             reason_if_none = survey_note
         elif how == "participation" and survey_results is not None and population is not None:
