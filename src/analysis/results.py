@@ -158,7 +158,7 @@ def load(path: Path) -> dict[str, dict]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def merge(files: list[Path], out: Path = paths.REPORTS / "results.json") -> dict:
+def merge(files: list[Path], out: Path = paths.BUILD_OUT / "results.json") -> dict:
     """Merge per-notebook registries; a key recorded by two notebooks is an error."""
     merged: dict[str, dict] = {}
     for f in sorted(files):
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m analysis.results")
     ap.add_argument("files", nargs="+", type=Path)
-    ap.add_argument("--out", type=Path, default=paths.REPORTS / "results.json")
+    ap.add_argument("--out", type=Path, default=paths.BUILD_OUT / "results.json")
     a = ap.parse_args(argv)
     n = len(merge(a.files, a.out))
     print(f"[results] {n} results -> {paths.rel(a.out)}")
