@@ -155,9 +155,7 @@ def write_env_snapshot(path: Path = ENV_SNAPSHOT) -> tuple[bool, list[str]]:
     have = installed()
     pins = lock_pins()
     diffs = env_differences(have, pins)
-    blob = json.dumps(
-        {"installed": have, "differences_from_lock": diffs}, indent=1, sort_keys=True
-    )
+    blob = json.dumps({"installed": have, "differences_from_lock": diffs}, indent=1, sort_keys=True)
     return write_if_changed(path, blob + "\n"), diffs
 
 
@@ -181,9 +179,7 @@ def env_versions(names: list[str]) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ provenance
-def record(
-    notebook: str, inputs: list[str], outputs: dict[str, str], params_values: dict
-) -> dict:
+def record(notebook: str, inputs: list[str], outputs: dict[str, str], params_values: dict) -> dict:
     """The fingerprint of one notebook run (inputs hashed now; outputs given)."""
     return {
         "notebook": notebook,

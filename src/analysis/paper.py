@@ -33,7 +33,6 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from analysis import data, paths
-from analysis.io import write_atomic
 
 TEMPLATES = Path(__file__).with_name("templates")
 LOCK_SHOWN = [
@@ -73,6 +72,7 @@ def format_value(v: Any) -> str:
 def git_info(root: Path = paths.ROOT) -> dict[str, str]:
     if os.environ.get("KZ_GIT_INFO"):  # a scratch copy made by `make verify`: the checkout's
         return json.loads(os.environ["KZ_GIT_INFO"])
+
     def git(*args: str) -> str:
         try:
             return subprocess.run(
@@ -364,7 +364,8 @@ def check_fingerprints(build: Path, notebooks: list[str]) -> dict[str, dict]:
         provenance[name] = prov
     if stale:
         raise StaleOutputs(
-            "not published, stale outputs: " + ", ".join(stale)
+            "not published, stale outputs: "
+            + ", ".join(stale)
             + "; reports/ is unchanged, run `make report` again"
         )
     return provenance

@@ -263,15 +263,18 @@ def check_against_data(model: BaseModel, name: str, section_name_: str) -> None:
         except (OSError, KeyError, UnicodeDecodeError):
             continue  # the data stage reports unreadable data, with its own message
         for v in value if isinstance(value, list) else [value]:
-            found = (
-                any(k.startswith(v) for k in known) if match == "prefix" else v in known
-            )
+            found = any(k.startswith(v) for k in known) if match == "prefix" else v in known
             if not found:
                 close = sorted(k for k in known if k[:3].lower() == str(v)[:3].lower())[:5]
                 hint = f" (similar: {', '.join(close)})" if close else ""
+                place = (
+                    "the sources of datapackage.json"
+                    if where.startswith("sources")
+                    else where.replace(".", " column ", 1)
+                )
                 raise ParamsError(
                     f"{name}: key '{section_name_}.{key}': value '{v}' does not exist in "
-                    f"{where.replace('.', ' column ', 1) if not where.startswith('sources') else 'the sources of datapackage.json'}"
+                    f"{place}"
                     f"{' (as a prefix)' if match == 'prefix' else ''}{hint}"
                 )
 

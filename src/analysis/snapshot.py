@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     bad = publish.check_delivered()
     if bad:
-        print(f"[report] delivered reports differ from the last publication: {bad[0]}"
-              f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}; publishing again")
+        print(
+            f"[report] delivered reports differ from the last publication: {bad[0]}"
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}; publishing again"
+        )
         publish.invalidate(paths.REPORTS / "paper.html")
     return 0
 
