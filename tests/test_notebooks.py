@@ -11,11 +11,11 @@ import nbformat
 import pandas as pd
 import pytest
 
-from analysis import paths
+from analysis import fingerprint, paths
 from analysis.run import strip_volatile
 from conftest import edit, run_module
 
-NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("*.ipynb"))
+NOTEBOOKS = fingerprint.stages()
 
 
 def run_data_stage(project: Path, params: Path, out: Path):
@@ -42,7 +42,14 @@ def test_committed_notebook_is_clean(nb_path: Path):
     assert nb["metadata"]["kernelspec"]["name"] == paths.KERNEL_NAME
     tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
-    assert "load_section(" in "".join(tagged[0]["source"])
+    # only assignments: papermill's injected cell follows it, then the section is loaded
+    assert (
+        "".join(tagged[0]["source"])
+        .strip()
+        .endswith("params_file = None  # None means the project's params.yaml")
+    )
+    after = nb["cells"][nb["cells"].index(tagged[0]) + 1]
+    assert "load_section(" in "".join(after["source"]).split("\n\n")[1]
 
 
 def test_strip_volatile_removes_timings():
@@ -82,7 +89,8 @@ def test_data_stage_through_the_runner(project_copy: Path, tmp_path: Path):
     assert not any(
         c.get("outputs") and c["outputs"][0].get("output_type") == "error" for c in nb["cells"]
     )
-    processed = project_copy / "data" / "processed"
+    processed = project_copy / "scratch" / "outputs" / "processed"  # a run by hand
+    assert list((project_copy / "data" / "processed").iterdir()) == []
     counts = pd.read_csv(processed / "ngo_counts.csv")
     apr23 = counts[(counts.source_id == "ngo_S01") & (counts.status == "registered")].iloc[0]
     assert apr23["per_1000"] == pytest.approx(23335 / 20330104 * 1000, abs=1e-4)

@@ -198,9 +198,6 @@ def test_paper_in_headless_chromium(built: Path):
     assert overflow <= 1, "the page scrolls sideways on a phone"
     shot = built / "reports" / "paper-screenshot.png"
     assert shot.stat().st_size > 10_000
-    # a copy for people to look at, in this checkout's reports/ (not committed)
-    (ROOT / "reports").mkdir(exist_ok=True)
-    shutil.copy(shot, ROOT / "reports" / "paper-screenshot.png")
 
 
 @pytest.mark.notebook

@@ -58,7 +58,9 @@ class DataValidationError(ValueError):
     ):
         self.file, self.rule, self.row, self.column, self.value = file, rule, row, column, value
         where = [file]
-        if row is not None:
+        if row == 0:
+            where.append("header (line 1)")
+        elif row is not None:
             where.append(f"row {row} (line {row + 1})")
         if column is not None:
             where.append(f"column '{column}'")
@@ -244,10 +246,13 @@ def _field_count_rule(header: list[str], row: list[str]) -> tuple[str, str | Non
         # a number split by unquoted thousands separators: 17,154,054 -> 17 | 154 | 054
         for i in range(1, k):
             if re.fullmatch(r"-?\d{1,3}", row[i - 1]) and re.fullmatch(r"\d{3}", row[i]):
+                j = i
+                while j + 1 < k and re.fullmatch(r"\d{3}", row[j + 1]):
+                    j += 1
                 col = header[min(i - 1, n - 1)]
                 return (
-                    f"{n} fields like the header, got {k} (an unquoted thousands separator, "
-                    f"e.g. '{row[i - 1]},{row[i]}'? write digits only, or quote the value)",
+                    f"{n} fields like the header, got {k} (an unquoted thousands separator "
+                    f"in '{','.join(row[i - 1 : j + 1])}'? write digits only, or quote the value)",
                     col,
                 )
         return (
