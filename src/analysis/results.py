@@ -2,8 +2,9 @@
 that computed it.
 
 A notebook builds a `Registry`, records each quotable result, and saves it to
-`reports/results/<notebook>.json` (sorted keys, so the same results give the
-same bytes). `merge` combines them into `reports/results.json`. The paper and
+its output folder (`.build/out/results/<notebook>.json` in the build; sorted
+keys, so the same results give the same bytes). `merge` combines them into
+`.build/out/results.json`, published as `reports/results.json` with the paper. The paper and
 the reviewer's check read only these files.
 """
 
@@ -145,8 +146,8 @@ class Registry:
         return frame
 
     def save(self, folder: Path = paths.RESULTS) -> None:
-        """Write reports/results/<notebook>.json. Returns nothing on purpose: a path
-        shown as a notebook's last output would differ between runs (staging folder)."""
+        """Write results/<notebook>.json in the run's output folder. Returns nothing
+        on purpose: a path shown as a notebook's last output would differ between runs."""
         write_if_changed(Path(folder) / f"{self.notebook}.json", dumps(self.results))
 
 
