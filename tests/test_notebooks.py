@@ -83,8 +83,8 @@ def test_data_stage_through_the_runner(project_copy: Path, tmp_path: Path):
     r = run_data_stage(project_copy, params, out)
     assert r.returncode == 0, r.stderr
     nb = json.loads(out.read_text())
-    injected = nb["metadata"]["papermill"]["parameters"]["params"]
-    assert injected["per_capita_denominator"] == 1000  # the file we passed, not the default
+    injected = nb["metadata"]["papermill"]["parameters"]
+    assert injected == {"params_file": "params.yaml"}  # the file we passed
     assert "start_time" not in nb["metadata"]["papermill"]
     assert not any(
         c.get("outputs") and c["outputs"][0].get("output_type") == "error" for c in nb["cells"]

@@ -144,8 +144,8 @@ def test_report_with_a_bad_params_file(tmp_path: Path):
 
 
 @pytest.mark.notebook
-def test_parliament_notebook_for_another_focus_country(project_copy: Path, tmp_path: Path):
-    (project_copy / ".venv").symlink_to((ROOT / ".venv").resolve())
+def test_parliament_notebook_for_another_focus_country(tmp_path: Path):
+    project_copy = copy_project(tmp_path / "project")
     r = make(project_copy, "data")
     assert r.returncode == 0, r.stderr
     params = project_copy / "params.yaml"
