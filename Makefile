@@ -1,12 +1,15 @@
 # The compendium's build graph. `make help` lists the targets.
 #
 #   data/raw/* + datapackage.json --01_data--> data/processed/*
-#   notebooks/NN_*.ipynb (papermill, params section) --> reports/notebooks/*
-#   reports/notebooks/* --> reports/paper.html
+#   notebooks/NN_<section>.ipynb (papermill, params snapshot) --> .build/out/*
+#   .build/out/* --(fingerprints checked)--> reports/paper.html + results, figures,
+#                                             notebooks, published together
 #
-# Every stage lists all it depends on: its notebook, its params section (a
-# stamp rewritten only when that section changes), its input files, the
-# `analysis` package sources and the environment (built from the lock file).
+# Every stage lists all it depends on: its notebook (a snapshot without outputs),
+# its params section (a snapshot rewritten only when that section changes), its
+# input files, the `analysis` package sources and the environment (built from
+# the lock file; a snapshot of what is installed). One build at a time per
+# checkout (.build/lock); the checkout you run in is the project root.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -20,6 +23,9 @@ MAKEFLAGS += --jobs=$(NPROC)
 endif
 
 PARAMS ?= params.yaml
+# the checkout make runs in is the project (never the installed package's location)
+export KZ_COMPENDIUM_ROOT := $(CURDIR)
+export PYTHONPATH := $(CURDIR)/src
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 # `make data PY=python` (Binder, conda): use an interpreter that already has the
@@ -43,9 +49,14 @@ RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
 BUILD := .build
 STAMPS := $(BUILD)/params
 
+OUT := $(BUILD)/out
+NBSNAP := $(BUILD)/notebooks
+ENVSNAP := $(BUILD)/env.json
+
 SECTIONS := data ngo parliament survey claims
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-EXECUTED := $(patsubst notebooks/%,reports/notebooks/%,$(NOTEBOOKS))
+# stages: notebooks/NN_<section>.ipynb only (a copy such as 02_ngo-Copy1.ipynb is not one)
+NOTEBOOKS := $(sort $(foreach s,$(SECTIONS),$(wildcard notebooks/[0-9][0-9]_$(s).ipynb)))
+EXECUTED := $(patsubst notebooks/%,$(OUT)/notebooks/%,$(NOTEBOOKS))
 PROCESSED := $(addprefix data/processed/,$(notdir $(filter-out %/datapackage.json,$(RAW)))) \
              data/processed/sources.csv data/processed/manifest.json
 
@@ -77,6 +88,7 @@ else
 endif
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
 	@$(GIT_FILTER)
+	@$(PY) -m analysis.snapshot --env-only
 	@touch $@
 endif
 
@@ -105,14 +117,30 @@ endef
 git-filter:
 	@$(GIT_FILTER)
 
-# ---- parameters: one stamp per section, rewritten only when that section changes.
-# Written while make reads this file (one quick python call), so that plain file
-# dates are exact and `make -n` (the progress plan) tells the truth.
+# ---- a .venv built for another path (a moved or copied checkout) is rebuilt here
+ifneq ($(wildcard $(ENV)),)
+VENV_OWNER := $(firstword $(patsubst VIRTUAL_ENV=%,%,$(subst ',,$(subst ",,$(filter VIRTUAL_ENV=%,\
+  $(if $(wildcard $(VENV)/bin/activate),$(file <$(VENV)/bin/activate)))))))
+ifneq ($(VENV_OWNER),)
+ifneq ($(realpath $(VENV_OWNER)),$(realpath $(VENV)))
+ifeq ($(filter help clean distclean,$(or $(MAKECMDGOALS),report)),)
+$(info [env] $(VENV) was built for $(or $(VENV_OWNER),an unknown path), not $(realpath $(VENV)) (moved or copied checkout): rebuilding it)
+$(shell rm -rf $(VENV))
+endif
+endif
+endif
+endif
+
+# ---- snapshots, written while make reads this file (one quick python call), so that
+# plain file dates are exact and `make -n` (the progress plan) tells the truth: the
+# build lock, one params snapshot per section (rewritten only when that section
+# changes), notebook snapshots, the environment snapshot, and the delivered-reports
+# check (analysis/snapshot.py).
 NO_STAMPS_FOR := help clean distclean env git-filter node_modules lock test lint checksums bench verify record
 ifneq ($(wildcard $(ENV)),)
 ifeq ($(KZ_NO_STAMPS),)
 ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
-STAMP_OUT := $(shell $(PY) -m analysis.params $(PARAMS) --stamps $(STAMPS) 2>&1 || echo PARAMS-ERROR)
+STAMP_OUT := $(shell $(PY) -m analysis.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
 ifneq ($(findstring PARAMS-ERROR,$(STAMP_OUT)),)
 $(error $(subst PARAMS-ERROR,,$(STAMP_OUT)))
 endif
@@ -122,9 +150,14 @@ endif
 endif
 endif
 endif
-# on a fresh clone the environment comes first, then the stamps
+# on a fresh clone the environment comes first, then the snapshots
+SNAPSHOT = @$(PY) -m analysis.snapshot --params $(PARAMS) --owner $$PPID
 $(STAMPS)/%.json: | $(ENV)
-	@$(PY) -m analysis.params $(PARAMS) --stamps $(STAMPS)
+	$(SNAPSHOT)
+$(NBSNAP)/%.ipynb: | $(ENV)
+	$(SNAPSHOT)
+$(ENVSNAP): | $(ENV)
+	$(SNAPSHOT)
 
 # ---- build-wide progress: which notebooks will run, in order (a cheap `make -n`)
 PLAN := $(BUILD)/plan.json
@@ -133,41 +166,42 @@ $(PLAN): $(ENV)
 	@$(PY) -m analysis.progress plan reports/paper.html PARAMS=$(PARAMS)
 
 # ---- stages
-# papermill through the runner; the section stamp named by the notebook
-reports/notebooks/%.ipynb: notebooks/%.ipynb $(ANALYSIS_SRC) $(ENV) | $(PLAN)
-	@$(PY) -m analysis.run $< --params $(PARAMS) --out $@ --inputs $(filter-out $(ENV),$^) requirements.lock
+# papermill through the runner, on the notebook's snapshot and its section's params
+# snapshot; outputs into .build/out (published by the paper stage)
+$(OUT)/notebooks/%.ipynb: $(NBSNAP)/%.ipynb $(ANALYSIS_SRC) $(ENV) $(ENVSNAP) requirements.lock | $(PLAN)
+	@$(PY) -m analysis.run notebooks/$*.ipynb --build --out $@ --inputs $(filter-out $(ENV),$^)
 
 # 01_data: validates data/raw, writes data/processed (only files whose content changes)
-reports/notebooks/01_data.ipynb: $(STAMPS)/data.json $(RAW)
-$(PROCESSED): reports/notebooks/01_data.ipynb ;
+$(OUT)/notebooks/01_data.ipynb: $(STAMPS)/data.json $(RAW)
+$(PROCESSED): $(OUT)/notebooks/01_data.ipynb ;
 
 # analyses: each notebook's params section and the processed tables it reads
 P := data/processed
-reports/notebooks/02_ngo.ipynb: $(STAMPS)/ngo.json $(P)/ngo_counts.csv \
+$(OUT)/notebooks/02_ngo.ipynb: $(STAMPS)/ngo.json $(P)/ngo_counts.csv \
   $(P)/ngo_activity_areas.csv $(P)/ngo_state_funding.csv $(P)/civic_space_scores.csv \
   $(P)/civic_space_indices.csv $(P)/civic_space_ratings.csv
-reports/notebooks/03_parliament.ipynb: $(STAMPS)/parliament.json \
+$(OUT)/notebooks/03_parliament.ipynb: $(STAMPS)/parliament.json \
   $(P)/women_parliament_elections.csv $(P)/women_parliament_tiers.csv $(P)/women_parliament_annual.csv
-reports/notebooks/04_survey.ipynb: $(STAMPS)/survey.json $(P)/survey_results.csv $(P)/surveys.csv
-reports/notebooks/05_claims.ipynb: $(STAMPS)/claims.json $(P)/claims.csv $(P)/ngo_counts.csv $(P)/ngo_growth_statements.csv \
+$(OUT)/notebooks/04_survey.ipynb: $(STAMPS)/survey.json $(P)/survey_results.csv $(P)/surveys.csv
+$(OUT)/notebooks/05_claims.ipynb: $(STAMPS)/claims.json $(P)/claims.csv $(P)/ngo_counts.csv $(P)/ngo_growth_statements.csv \
   $(P)/ngo_state_funding.csv $(P)/women_parliament_annual.csv \
   $(P)/women_parliament_elections.csv $(P)/policy_events.csv
-# figures and per-notebook results are published by the runner with the executed copy
-ANALYSES := $(filter-out reports/notebooks/01_data.ipynb,$(EXECUTED))
-RESULT_FILES := $(patsubst reports/notebooks/%.ipynb,reports/results/%.json,$(ANALYSES))
-$(RESULT_FILES): reports/results/%.json: reports/notebooks/%.ipynb ;
+# figures and per-notebook results are written by the runner with the executed copy
+ANALYSES := $(filter-out $(OUT)/notebooks/01_data.ipynb,$(EXECUTED))
+RESULT_FILES := $(patsubst $(OUT)/notebooks/%.ipynb,$(OUT)/results/%.json,$(ANALYSES))
+$(RESULT_FILES): $(OUT)/results/%.json: $(OUT)/notebooks/%.ipynb ;
 
-## results: merge the recorded results into reports/results.json
+## results: merge the recorded results (published as reports/results.json by `make report`)
 .PHONY: results
-results: reports/results.json
-reports/results.json: $(RESULT_FILES) src/analysis/results.py $(ENV)
+results: $(OUT)/results.json
+$(OUT)/results.json: $(RESULT_FILES) src/analysis/results.py $(ENV)
 	@$(PY) -m analysis.results $(RESULT_FILES) --out $@
 
 ## data: validate the raw data package and write data/processed/
 .PHONY: data
-data: reports/notebooks/01_data.ipynb
+data: $(OUT)/notebooks/01_data.ipynb
 
-## analyses: execute every notebook (reports/notebooks/)
+## analyses: execute every notebook (into .build/out/; `make report` publishes them)
 .PHONY: analyses
 analyses: $(EXECUTED)
 
@@ -179,12 +213,15 @@ $(NOTEBOOK_PAGES) &: $(EXECUTED) src/analysis/report.py $(ENV)
 	@touch $(NOTEBOOK_PAGES)
 
 ## report: build reports/paper.html (sets up the environment if needed)
+# The paper stage checks every stage's fingerprint, renders the paper, and publishes
+# it with results.json, figures and executed notebooks into reports/, together.
 .PHONY: report
 report: reports/paper.html
-reports/paper.html: paper/paper.md reports/results.json $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
-  data/raw/datapackage.json requirements.lock $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS)))
-	@$(PY) -m analysis.paper --source paper/paper.md --results reports/results.json --figures reports/figures \
-	  --stamps $(STAMPS) --out $@
+reports/paper.html: paper/paper.md $(OUT)/results.json $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
+  $(ENVSNAP) data/raw/datapackage.json requirements.lock \
+  $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS)))
+	@$(PY) -m analysis.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \
+	  $(notdir $(basename $(EXECUTED)))
 
 ## verify: re-execute every notebook in a scratch folder and check every result and figure
 .PHONY: verify
@@ -242,10 +279,12 @@ checksums: $(ENV)
 lock: $(ENV)
 	$(PY) tools/lock.py
 
-## clean: remove generated outputs (keeps .venv; `make distclean` removes it too)
+## clean: remove every generated output (keeps .venv; `make distclean` removes it too)
 .PHONY: clean distclean
 clean:
-	rm -rf $(BUILD) reports/notebooks reports/figures reports/results reports/paper.html
+	rm -rf $(BUILD) scratch/outputs scratch/.tmp
+	find reports -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name expected-results.json \
+	  ! -name expected-figures -exec rm -rf {} +
 	find data/processed -type f ! -name .gitkeep -delete
 distclean: clean
 	rm -rf $(VENV)

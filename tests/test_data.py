@@ -85,7 +85,7 @@ def bad(raw, table):
 def test_missing_column(raw_copy):
     p = raw_copy / "population.csv"
     p.write_text("\n".join(line.rsplit(",", 1)[0] for line in p.read_text().splitlines()) + "\n")
-    data.update_checksums(raw_copy)
+    data.update_checksums(raw_copy, validate=False)
     e = bad(raw_copy, "population")
     assert e.file.endswith("population.csv") and e.column == "source_id"
     assert "column present" in str(e)
@@ -154,13 +154,13 @@ def test_checksum_mismatch(raw_copy):
 
 def test_empty_file(raw_copy):
     (raw_copy / "population.csv").write_text("")
-    data.update_checksums(raw_copy)
+    data.update_checksums(raw_copy, validate=False)
     assert "not empty" in bad(raw_copy, "population").rule
 
 
 def test_header_only(raw_copy):
     (raw_copy / "population.csv").write_text("year,population,source_id\n")
-    data.update_checksums(raw_copy)
+    data.update_checksums(raw_copy, validate=False)
     assert "at least one data row" in bad(raw_copy, "population").rule
 
 
@@ -222,3 +222,64 @@ def test_loaded_values_equal_the_csv_text():
     v = df[(df.iso3 == "KAZ") & (df.year == 1997) & (df.source_id == "wdi_2026oct")]
     assert repr(float(v["women_pct"].iloc[0])) == "13.4328358208955"
     assert pd.api.types.is_float_dtype(df["women_pct"])
+
+
+# ---------------------------------------------------------------- spreadsheet edits
+POP = "population.csv"
+
+
+def rewrite(raw, text: str | bytes) -> None:
+    p = raw / POP
+    p.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    data.update_checksums(raw, validate=False)
+
+
+def test_unquoted_thousands_separator(raw_copy):
+    rewrite(raw_copy, (raw_copy / POP).read_text().replace("1992,17332625", "1992,17,332,625"))
+    e = bad(raw_copy, "population")
+    assert (e.row, e.column) == (3, "population")
+    assert "population.csv, row 3 (line 4), column 'population'" in str(e)
+    assert "3 fields like the header, got 5" in e.rule and "'17,332,625'" in e.rule
+
+
+def test_comma_in_an_unquoted_note(raw_copy):
+    text = (raw_copy / POP).read_text().replace("1993,17274487,ngo_S38", "1993,17274487,ngo_S38,x")
+    rewrite(raw_copy, text)
+    e = bad(raw_copy, "population")
+    assert e.row == 4 and "a comma in an unquoted text" in e.rule
+
+
+def test_trailing_comma_on_data_rows_names_the_right_row(raw_copy):
+    lines = (raw_copy / POP).read_text().splitlines()
+    rewrite(raw_copy, "\n".join([lines[0]] + [x + "," for x in lines[1:]]) + "\n")
+    e = bad(raw_copy, "population")
+    assert e.row == 1 and "trailing comma" in e.rule
+
+
+def test_semicolon_separated_file(raw_copy):
+    rewrite(raw_copy, (raw_copy / POP).read_text().replace(",", ";"))
+    e = bad(raw_copy, "population")
+    assert "header (line 1)" in str(e) and "';' as separator" in e.rule
+
+
+def test_decimal_comma_in_a_quoted_number(raw_copy):
+    edit(raw_copy, "women_parliament_elections.csv", ",177,21,11.86,", ',177,21,"11,86",')
+    e = bad(raw_copy, "women_parliament_elections")
+    assert (e.row, e.column) == (1, "women_pct") and "decimal comma" in e.rule
+
+
+def test_not_utf8(raw_copy):
+    text = (raw_copy / POP).read_text().replace("1993,17274487,ngo_S38", "1993,17274487,ngo_S38é")
+    rewrite(raw_copy, text.encode("latin-1"))
+    e = bad(raw_copy, "population")
+    assert e.row == 4 and "UTF-8" in e.rule and "spreadsheet" in e.rule
+
+
+def test_checksums_are_recorded_only_for_valid_files(raw_copy):
+    before = json.loads((raw_copy / "datapackage.json").read_text())
+    p = raw_copy / POP
+    p.write_text(p.read_text().replace("1992,17332625", "1992,17,332,625"))
+    with pytest.raises(data.DataValidationError, match="population.csv, row 3"):
+        data.update_checksums(raw_copy)
+    after = json.loads((raw_copy / "datapackage.json").read_text())
+    assert after == before  # the invalid file's hash was not recorded

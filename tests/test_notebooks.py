@@ -4,6 +4,7 @@ deterministic executed copies, and failures that leave no partial output."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,11 +12,11 @@ import nbformat
 import pandas as pd
 import pytest
 
-from analysis import paths
+from analysis import fingerprint, paths
 from analysis.run import strip_volatile
 from conftest import edit, run_module
 
-NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("*.ipynb"))
+NOTEBOOKS = fingerprint.stages()
 
 
 def run_data_stage(project: Path, params: Path, out: Path):
@@ -42,7 +43,14 @@ def test_committed_notebook_is_clean(nb_path: Path):
     assert nb["metadata"]["kernelspec"]["name"] == paths.KERNEL_NAME
     tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
-    assert "load_section(" in "".join(tagged[0]["source"])
+    # only assignments: papermill's injected cell follows it, then the section is loaded
+    assert (
+        "".join(tagged[0]["source"])
+        .strip()
+        .endswith("params_file = None  # None means the project's params.yaml")
+    )
+    after = nb["cells"][nb["cells"].index(tagged[0]) + 1]
+    assert re.search(r"^params = load_section\(", "".join(after["source"]), re.M)
 
 
 def test_strip_volatile_removes_timings():
@@ -76,13 +84,14 @@ def test_data_stage_through_the_runner(project_copy: Path, tmp_path: Path):
     r = run_data_stage(project_copy, params, out)
     assert r.returncode == 0, r.stderr
     nb = json.loads(out.read_text())
-    injected = nb["metadata"]["papermill"]["parameters"]["params"]
-    assert injected["per_capita_denominator"] == 1000  # the file we passed, not the default
+    injected = nb["metadata"]["papermill"]["parameters"]
+    assert injected == {"params_file": "params.yaml"}  # the file we passed
     assert "start_time" not in nb["metadata"]["papermill"]
     assert not any(
         c.get("outputs") and c["outputs"][0].get("output_type") == "error" for c in nb["cells"]
     )
-    processed = project_copy / "data" / "processed"
+    processed = project_copy / "scratch" / "outputs" / "processed"  # a run by hand
+    assert list((project_copy / "data" / "processed").iterdir()) == []
     counts = pd.read_csv(processed / "ngo_counts.csv")
     apr23 = counts[(counts.source_id == "ngo_S01") & (counts.status == "registered")].iloc[0]
     assert apr23["per_1000"] == pytest.approx(23335 / 20330104 * 1000, abs=1e-4)

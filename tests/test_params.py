@@ -85,3 +85,58 @@ def test_stamps_change_only_with_their_section(tmp_path):
     changed = write(tmp_path, base_text().replace("10000", "1000"))
     assert params.write_stamps(changed, stamps) == ["data"]
     assert json.loads((stamps / "data.json").read_text())["per_capita_denominator"] == 1000
+
+
+def test_duplicate_key_is_refused_with_its_line(tmp_path):
+    p = write(tmp_path, base_text().replace("  world: WLD\n", "  world: WLD\n  world: RUS\n"))
+    with pytest.raises(params.ParamsError, match=r"line \d+: key 'world' given twice"):
+        params.load(p)
+
+
+def test_duplicate_section_is_refused(tmp_path):
+    p = write(tmp_path, base_text() + "\ndata:\n  per_capita_denominator: 5\n")
+    with pytest.raises(params.ParamsError, match=r"key 'data' given twice \(first on line"):
+        params.load(p)
+
+
+def test_impossible_date_is_one_line(tmp_path):
+    p = write(tmp_path, base_text().replace("2023-01-01", "2023-02-30"))
+    with pytest.raises(params.ParamsError, match=r"line \d+: '2023-02-30' is not a valid date"):
+        params.load(p)
+
+
+@pytest.mark.parametrize(
+    "old,new,key",
+    [
+        ("comparators: [KGZ,", "comparators: [XYZ,", "shared.comparators"),
+        ("focus_country: KAZ", "focus_country: ABC", "shared.focus_country"),
+        ("civic_index: vdem_v14_v2xcs_ccsi", "civic_index: vdem_v99", "ngo.civic_index"),
+        ("CAF_helped_stranger", "CAF_helped_strangers", "survey.caf_items"),
+        (
+            "no_interval_surveys: [NVN_2025]",
+            "no_interval_surveys: [NVN_2099]",
+            "survey.no_interval_surveys",
+        ),
+    ],
+)
+def test_values_must_exist_in_the_data(tmp_path, old, new, key):
+    p = write(tmp_path, base_text().replace(old, new))
+    with pytest.raises(params.ParamsError, match=rf"key '{key}': value '.+' does not exist in"):
+        params.load(p)
+
+
+def test_every_data_declaration_names_a_real_column():
+    from analysis import data
+
+    for model in [params.SharedParams, *params._SECTION_MODELS.values()]:
+        for key, info in model.model_fields.items():
+            extra = info.json_schema_extra
+            if isinstance(extra, dict) and "in_data" in extra:
+                table, column = extra["in_data"].split(".")
+                fields = [f["name"] for f in data.resource(table)["schema"]["fields"]]
+                assert column in fields, (model.__name__, key)
+
+
+def test_a_section_snapshot_loads_like_the_file(tmp_path):
+    params.write_stamps(None, tmp_path)
+    assert params.load_section("survey", tmp_path / "survey.json") == params.load_section("survey")

@@ -26,15 +26,35 @@ def scratch(tmp_path_factory) -> Path:
 
 
 @pytest.mark.notebook
-def test_verify_passes_and_leaves_reports_untouched(scratch: Path):
-    before = sorted(p.relative_to(scratch) for p in (scratch / "reports").rglob("*"))
+def test_verify_checks_the_delivered_paper(scratch: Path):
+    r = run_verify(scratch)  # nothing delivered yet
+    assert r.returncode == 1 and "reports/paper.html: expected delivered" in r.stdout
+    assert make(scratch, "report").returncode == 0
+    (scratch / "reports/verification.html").unlink()
+    before = {p: p.read_bytes() for p in (scratch / "reports").rglob("*") if p.is_file()}
     r = run_verify(scratch)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "[verify] PASS" in r.stdout
     page = (scratch / "reports" / "verification.html").read_text()
     assert "Verification: PASS" in page and "ngo_registered_ref" in page
-    after = sorted(p.relative_to(scratch) for p in (scratch / "reports").rglob("*"))
-    assert set(after) - set(before) == {Path("reports/verification.html")}
+    after = {p: p.read_bytes() for p in (scratch / "reports").rglob("*") if p.is_file()}
+    assert set(after) - set(before) == {scratch / "reports/verification.html"}
+    assert all(after[p] == b for p, b in before.items())
+
+    # a hand-edited delivered paper and results: named, byte for byte
+    paper, res = scratch / "reports/paper.html", scratch / "reports/results.json"
+    good_paper, good_res = paper.read_bytes(), res.read_bytes()
+    paper.write_bytes(good_paper.replace(b"Kazakhstan", b"Kazakstan", 1))
+    res.write_bytes(good_res.replace(b'"value": 23335', b'"value": 23336', 1))
+    try:
+        r = run_verify(scratch)
+    finally:
+        paper.write_bytes(good_paper)
+        res.write_bytes(good_res)
+    assert r.returncode == 1 and "[verify] FAIL" in r.stdout
+    mismatches = [x for x in r.stdout.splitlines() if x.startswith("  mismatch (delivered")]
+    assert any("reports/paper.html" in m and "Kazakstan" in m for m in mismatches), mismatches
+    assert any("reports/results.json" in m and "ngo_registered_ref" in m for m in mismatches)
 
 
 @pytest.mark.notebook
@@ -43,7 +63,11 @@ def test_changed_raw_value_names_the_dependent_results(scratch: Path):
     edit(raw, "population.csv", "2023,20330104", "2023,20000000")
     r = run_verify(scratch)
     assert r.returncode == 1
-    mismatches = [line for line in r.stdout.splitlines() if line.startswith("  mismatch")]
+    mismatches = [
+        line
+        for line in r.stdout.splitlines()
+        if line.startswith("  mismatch") and "(delivered reports)" not in line
+    ]
     keys = {line.split(": ")[1] for line in mismatches}
     assert {"ngo_registered_per_capita_ref", "ngo_active_per_capita_ref"} <= keys
     # only plausible ones: every mismatch was computed from population.csv

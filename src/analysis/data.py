@@ -23,8 +23,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
+import io
 import json
+import re
 import sys
 from collections.abc import Callable
 from functools import cache
@@ -55,7 +58,9 @@ class DataValidationError(ValueError):
     ):
         self.file, self.rule, self.row, self.column, self.value = file, rule, row, column, value
         where = [file]
-        if row is not None:
+        if row == 0:
+            where.append("header (line 1)")
+        elif row is not None:
             where.append(f"row {row} (line {row + 1})")
         if column is not None:
             where.append(f"column '{column}'")
@@ -135,8 +140,6 @@ def verify_checksum(res: dict, base: Path) -> Path:
 # ------------------------------------------------------------------ schema
 def _rule_text(check: str) -> str:
     """Turn pandera's check names into the rule as stated in datapackage.json."""
-    import re
-
     m = re.fullmatch(r"coerce_dtype\('(.+)'\)|dtype\('(.+)'\)", check)
     if m:
         inv = {v: k for k, v in _DTYPES.items()}
@@ -214,26 +217,106 @@ def schema(res: dict, refs: dict) -> Any:
 
 
 # ------------------------------------------------------------------ loading
-def _read_csv(path: Path, res: dict) -> pd.DataFrame:
+def _decode(path: Path, blob: bytes) -> str:
     name = paths.rel(path)
-    if path.stat().st_size == 0:
-        raise DataValidationError(name, "file is not empty (needs a header and rows)")
+    if blob.startswith(b"\xef\xbb\xbf"):
+        raise DataValidationError(
+            name,
+            "UTF-8 without a byte-order mark (saved by a spreadsheet as 'CSV UTF-8 with BOM'? "
+            "save it as plain UTF-8 CSV)",
+        )
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(name, "file is not empty (needs a header and rows)") from None
-    except pd.errors.ParserError as e:
-        raise DataValidationError(name, f"well-formed CSV ({e})") from None
+        return blob.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataValidationError(name, f"UTF-8 encoding ({e.reason})") from None
-    if df.empty:
+        line = blob[: e.start].count(b"\n") + 1
+        raise DataValidationError(
+            name,
+            f"UTF-8 encoding (byte 0x{blob[e.start]:02x} is not UTF-8: saved as Latin-1 or "
+            "Windows-1252 by a spreadsheet? save it as UTF-8 CSV)",
+            row=line - 1 if line > 1 else None,
+        ) from None
+
+
+def _field_count_rule(header: list[str], row: list[str]) -> tuple[str, str | None]:
+    """Why a row has the wrong number of fields, with a hint; and the column where it starts."""
+    n, k = len(header), len(row)
+    if k == n + 1 and row[-1] == "":
+        return f"{n} fields like the header, got {k} (a trailing comma?)", None
+    if k > n:
+        # a number split by unquoted thousands separators: 17,154,054 -> 17 | 154 | 054
+        for i in range(1, k):
+            if re.fullmatch(r"-?\d{1,3}", row[i - 1]) and re.fullmatch(r"\d{3}", row[i]):
+                j = i
+                while j + 1 < k and re.fullmatch(r"\d{3}", row[j + 1]):
+                    j += 1
+                col = header[min(i - 1, n - 1)]
+                return (
+                    f"{n} fields like the header, got {k} (an unquoted thousands separator "
+                    f"in '{','.join(row[i - 1 : j + 1])}'? write digits only, or quote the value)",
+                    col,
+                )
+        return (
+            f"{n} fields like the header, got {k} (a comma in an unquoted text? "
+            "put the value in double quotes)",
+            None,
+        )
+    return f"{n} fields like the header, got {k} (a missing value needs an empty field)", None
+
+
+def _read_csv(path: Path, res: dict) -> pd.DataFrame:
+    """Read a raw CSV as text, checking its shape row by row before pandas sees it."""
+    name = paths.rel(path)
+    blob = path.read_bytes()
+    if not blob.strip():
+        raise DataValidationError(name, "file is not empty (needs a header and rows)")
+    text = _decode(path, blob)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+        expected = [f["name"] for f in res["schema"]["fields"]]
+        if len(header) == 1 and len(expected) > 1 and ";" in header[0]:
+            raise DataValidationError(
+                name,
+                "comma-separated fields (the header is separated by ';': saved by a "
+                "spreadsheet with ';' as separator? save it with ',' and '.' as decimal point)",
+                row=0,
+            )
+        if header and header[-1] == "" and len(header) > 1:
+            raise DataValidationError(name, "no empty column name (a trailing comma?)", row=0)
+        rows, row_no = [], 0
+        for fields in reader:
+            if not fields:
+                continue  # blank line
+            row_no += 1
+            if len(fields) != len(header):
+                rule, col = _field_count_rule(header, fields)
+                raise DataValidationError(name, rule, row=row_no, column=col)
+            rows.append(fields)
+    except csv.Error as e:
+        raise DataValidationError(
+            name, f"well-formed CSV ({e})", row=max(reader.line_num - 1, 0)
+        ) from None
+    if not rows:
         raise DataValidationError(name, "has at least one data row")
+    df = pd.DataFrame(rows, columns=header, dtype=object)
+    df = df.mask(df == "")
     for field in res["schema"]["fields"]:
         if field["type"] == "boolean" and field["name"] in df:
             df[field["name"]] = df[field["name"]].map(
                 lambda v: {"true": True, "false": False}.get(v, v), na_action="ignore"
             )
     return df
+
+
+def _hint(rule: str, value: Any) -> str:
+    """Spreadsheet habits behind a type error."""
+    v = str(value)
+    if rule in ("type integer", "type number"):
+        if re.fullmatch(r"-?\d{1,3}([,\u00a0 ]\d{3})+", v):
+            return f"{rule} (a thousands separator? write digits only)"
+        if re.fullmatch(r"-?\d+,\d+", v):
+            return f"{rule} (a decimal comma? write '.' as decimal point)"
+    return rule
 
 
 def _first_failure(name: str, err: Any) -> DataValidationError:
@@ -263,7 +346,7 @@ def _first_failure(name: str, err: Any) -> DataValidationError:
         column = "+".join(err.schema.unique) if getattr(err, "schema", None) else column
     return DataValidationError(
         name,
-        _rule_text(str(r["check"])),
+        _hint(_rule_text(str(r["check"])), r["failure_case"]),
         row=int(r["index"]) + 1,
         column=column,
         value=r["failure_case"],
@@ -272,7 +355,11 @@ def _first_failure(name: str, err: Any) -> DataValidationError:
 
 
 def load(
-    name: str, base: Path | None = None, pkg: dict | None = None, _loaded: dict | None = None
+    name: str,
+    base: Path | None = None,
+    pkg: dict | None = None,
+    _loaded: dict | None = None,
+    check_hash: bool = True,
 ) -> pd.DataFrame:
     """Load one raw table: checksum, schema validation, typed frame.
 
@@ -284,12 +371,14 @@ def load(
     pkg = pkg or package(base / "datapackage.json")
     _loaded = {} if _loaded is None else _loaded
     res = resource(name, pkg)
-    path = verify_checksum(res, base)
+    path = verify_checksum(res, base) if check_hash else base / res["path"]
+    if not path.exists():
+        raise DataValidationError(paths.rel(path), "file listed in datapackage.json exists")
     refs: dict[str, Any] = {"__sources__": source_ids(pkg)}
     for fk in res["schema"].get("foreignKeys", []):
         ref = fk["reference"]
         if ref["resource"] not in _loaded:
-            _loaded[ref["resource"]] = load(ref["resource"], base, pkg, _loaded)
+            _loaded[ref["resource"]] = load(ref["resource"], base, pkg, _loaded, check_hash)
         refs[f"fk:{fk['fields']}"] = (
             set(_loaded[ref["resource"]][ref["fields"]].dropna()),
             f"value present in {ref['resource']}.{ref['fields']}",
@@ -333,41 +422,65 @@ def _used_source_ids(pkg: dict, tables: dict[str, pd.DataFrame]) -> set[str]:
 
 
 # ------------------------------------------------------------------ maintenance
-def update_checksums(base: Path = paths.RAW) -> list[str]:
-    """Rewrite hash and bytes of every resource in datapackage.json (deliberate step)."""
+def update_checksums(base: Path = paths.RAW, validate: bool = True) -> list[str]:
+    """Record hash and bytes of every changed resource in datapackage.json (deliberate step).
+
+    Each changed file is validated first (schema, keys, source ids, ignoring the
+    old checksum); an invalid file is not recorded, and the first problem is raised.
+    """
     dp_path = base / "datapackage.json"
     pkg = json.loads(dp_path.read_text(encoding="utf-8"))
-    changed = []
+    changed, problems = [], []
     for res in pkg["resources"]:
         p = base / res["path"]
+        if not p.exists():
+            raise DataValidationError(paths.rel(p), "file listed in datapackage.json exists")
         new = "sha256:" + sha256(p)
-        if res.get("hash") != new:
-            changed.append(res["path"])
+        if res.get("hash") == new and res.get("bytes") == p.stat().st_size:
+            continue
+        try:
+            if validate:
+                load(res["name"], base, pkg, {}, check_hash=False)
+        except DataValidationError as e:
+            problems.append(e)
+            continue
+        changed.append(res["path"])
         res["hash"], res["bytes"] = new, p.stat().st_size
     from analysis.io import write_if_changed
 
     write_if_changed(dp_path, json.dumps(pkg, indent=2, ensure_ascii=False) + "\n")
+    if problems:
+        first = problems[0]
+        if len(problems) > 1:
+            first.args = (f"{first} (and {len(problems) - 1} more invalid file(s))",)
+        raise first
     return changed
 
 
 def main(argv: list[str] | None = None) -> int:
+    from analysis.cli import entry
+
+    return entry(_main)(argv)
+
+
+def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m analysis.data", description="Validate the raw data package."
     )
     ap.add_argument(
         "--update-checksums",
         action="store_true",
-        help="deliberately record new sha256 sums of changed raw files",
+        help="validate changed raw files, then record their new sha256 sums",
     )
     a = ap.parse_args(argv)
     if a.update_checksums:
-        changed = update_checksums()
+        try:
+            changed = update_checksums()
+        except DataValidationError as e:
+            print(f"error: {e}; checksum not recorded", file=sys.stderr)
+            return 1
         print("updated: " + (", ".join(changed) if changed else "nothing changed"))
-    try:
-        tables = load_all()
-    except DataValidationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    tables = load_all()
     for name, df in tables.items():
         print(f"ok  {name:28s} {len(df):4d} rows")
     return 0

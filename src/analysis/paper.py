@@ -26,9 +26,12 @@ Front matter (YAML between --- lines): title, description. `(label)=` on the
 line before a heading sets its id (otherwise a slug of its text); the table of
 contents lists the level-2 headings.
 
-    python -m analysis.paper [--source paper/paper.md] [--results reports/results.json]
-                             [--figures reports/figures] [--stamps .build/params]
-                             [--out reports/paper.html]
+    python -m analysis.paper [--source paper/paper.md] [--build .build/out]
+                             [--stamps .build/params] [--out reports/paper.html] [NN_name ...]
+
+It checks every stage's fingerprint first (nothing stale is published), then
+publishes the paper with the results, figures and executed notebooks it was
+made from, together (analysis.publish).
 
 The output is one self-contained HTML file (styles inline, figures as data
 URIs, no script, no external request), deterministic for the same inputs (the
@@ -42,6 +45,7 @@ import argparse
 import base64
 import html as _html
 import json
+import os
 import platform
 import re
 import subprocess
@@ -60,7 +64,6 @@ from mdit_py_plugins.myst_blocks import myst_block_plugin
 from mdit_py_plugins.myst_role import myst_role_plugin
 
 from analysis import data, paths
-from analysis.io import write_atomic
 
 SOURCE = paths.ROOT / "paper" / "paper.md"
 # At most this many references in one place of the prose: a sentence that needs
@@ -185,6 +188,9 @@ def sentence(part: str, text: str | None = None) -> str:
 
 
 def git_info(root: Path = paths.ROOT) -> dict[str, Any]:
+    if os.environ.get("KZ_GIT_INFO"):  # a scratch copy made by `make verify`: the checkout's
+        return json.loads(os.environ["KZ_GIT_INFO"])
+
     def git(*args: str) -> str:
         try:
             return subprocess.run(
@@ -202,13 +208,12 @@ def git_info(root: Path = paths.ROOT) -> dict[str, Any]:
     }
 
 
-def lock_versions(names: list[str], lock: Path = paths.ROOT / "requirements.lock") -> dict:
-    text = lock.read_text()
-    out = {}
-    for n in names:
-        m = re.search(rf"^{re.escape(n)}==([^\s\\]+)", text, re.M | re.I)
-        out[n] = m.group(1) if m else "not locked"
-    return out
+def lock_versions(names: list[str], lock: Path = paths.LOCK_FILE) -> dict:
+    """The versions that actually ran (the environment snapshot), noting any
+    difference from requirements.lock."""
+    from analysis.fingerprint import env_versions
+
+    return env_versions(names)
 
 
 @dataclass
@@ -855,40 +860,120 @@ def load_params_used(stamps: Path) -> dict:
     return out
 
 
+class StaleOutputs(PaperError):
+    """An output no longer matches what it was made from."""
+
+
+def check_fingerprints(build: Path, notebooks: list[str]) -> dict[str, dict]:
+    """Every stage's fingerprint must match the current files; return them all."""
+    from analysis import fingerprint, publish
+
+    provenance, stale = {}, []
+    for name in notebooks:
+        p = build / "provenance" / f"{name}.json"
+        try:
+            prov = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            stale.append(f"{name} (no fingerprint: it did not run in this build)")
+            publish.invalidate(build / "notebooks" / f"{name}.ipynb")
+            continue
+        why = fingerprint.stale_reasons(prov)
+        if why:
+            stale.append(f"{name} ({'; '.join(why)})")
+            publish.invalidate(build / "notebooks" / f"{name}.ipynb")
+        provenance[name] = prov
+    if stale:
+        raise StaleOutputs(
+            "not published, stale outputs: "
+            + ", ".join(stale)
+            + "; reports/ is unchanged, run `make report` again"
+        )
+    return provenance
+
+
+def delivered_files(build: Path, html: str, provenance: dict) -> dict[str, bytes]:
+    """Everything reports/ receives, with the manifest of their hashes."""
+    import hashlib
+
+    from analysis import publish
+
+    files: dict[str, bytes] = {"paper.html": html.encode("utf-8")}
+    files["results.json"] = (build / "results.json").read_bytes()
+    for sub in publish.DELIVERED_DIRS:
+        for p in sorted((build / sub).glob("*")):
+            if p.is_file() and p.suffix in (".svg", ".png", ".json", ".ipynb", ".html"):
+                files[f"{sub}/{p.name}"] = p.read_bytes()
+    manifest = {
+        "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
+        "notebooks": provenance,
+    }
+    files[publish.MANIFEST] = (
+        json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    ).encode("utf-8")
+    return files
+
+
+def _entry(f):
+    def wrapped(*a, **k):
+        from analysis.cli import entry
+
+        return entry(f)(*a, **k)
+
+    return wrapped
+
+
+@_entry
 def main(argv: list[str] | None = None) -> int:
+    from analysis import publish
+    from analysis import results as results_mod
+
     ap = argparse.ArgumentParser(prog="python -m analysis.paper")
     ap.add_argument("--source", type=Path, default=SOURCE, help="the paper's Markdown")
-    ap.add_argument("--results", type=Path, default=paths.REPORTS / "results.json")
-    ap.add_argument("--figures", type=Path, default=paths.REPORTS / "figures")
-    ap.add_argument("--stamps", type=Path, default=paths.ROOT / ".build" / "params")
+    ap.add_argument("--build", type=Path, default=paths.BUILD_OUT, help="the build's outputs")
+    ap.add_argument("--stamps", type=Path, default=paths.BUILD / "params")
     ap.add_argument("--out", type=Path, default=paths.REPORTS / "paper.html")
+    ap.add_argument("notebooks", nargs="*", help="the stages whose outputs the paper uses")
     a = ap.parse_args(argv)
+    notebooks = a.notebooks or sorted(p.stem for p in (a.build / "notebooks").glob("*.ipynb"))
     try:
         source = a.source.read_text(encoding="utf-8")
     except OSError as e:
         print(f"error: cannot read the paper's source {a.source}: {e.strerror}", file=sys.stderr)
         return 1
-    results = json.loads(a.results.read_text())
-    params_used = load_params_used(a.stamps)
-    shared: dict = next(iter(params_used.values()), {})
     try:
+        provenance = check_fingerprints(a.build, notebooks)
+        results = json.loads((a.build / "results.json").read_text())
+        merged = {}
+        for name in notebooks:
+            f = a.build / "results" / f"{name}.json"
+            if f.exists():
+                merged.update(results_mod.load(f))
+        if merged != results:
+            raise StaleOutputs(
+                f"{paths.rel(a.build / 'results.json')} does not match the notebooks' results: "
+                "run `make report` again"
+            )
+        params_used = load_params_used(a.stamps)
+        shared: dict = next(iter(params_used.values()), {})
         html, paper = render(
             results,
-            a.figures,
+            a.build / "figures",
             data.package(),
             {**shared, "used": params_used},
             source=source,
-            notebooks_dir=a.out.parent / "notebooks",
+            notebooks_dir=a.build / "notebooks",
             where=paths.rel(a.source),
         )
     except PaperError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    write_atomic(a.out, html.encode("utf-8"))
+    files = delivered_files(a.build, html, provenance)
+    publish.stage_and_publish(files, a.out.parent)
     print(
         f"[paper] {paths.rel(a.out)} ({len(html.encode()) / 1024:.0f} KiB, "
         f"{len(paper.figs.order)} figures, {len(paper.tabs.order)} tables, "
-        f"{len(paper.cites.order)} sources cited)"
+        f"{len(paper.cites.order)} sources cited), published with "
+        f"{len(files) - 1} results, figures and notebook files"
     )
     return 0
 

@@ -1,29 +1,78 @@
-"""Project paths, defined once from the package location (never from the cwd)."""
+"""Project paths, defined once, from the checkout you run in (never from where the
+package is installed).
+
+The project root is, in order:
+1. `KZ_COMPENDIUM_ROOT` (set by the Makefile to its own folder, and by the runner
+   for the kernels it starts), else
+2. the nearest folder at or above the working directory that holds
+   `data/raw/datapackage.json` and `params.yaml` (JupyterLab starts kernels in
+   `notebooks/`, nbconvert in the notebook's folder, papermill in yours).
+
+A copied, moved or unpacked checkout is therefore its own project: it reads its
+own data and writes its own outputs.
+
+Who writes where: only the build (the runner, started by `make`, which sets
+`KZ_OUTPUT_DIR` to a staging folder it publishes from) writes build outputs.
+Anything else — a notebook run in JupyterLab, `jupyter nbconvert --execute`,
+plain papermill, `python -m analysis.run` by hand — writes its figures, results
+and processed tables under `scratch/outputs/`, which nothing in the build reads.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-# The project root is found from the package location. KZ_COMPENDIUM_ROOT points
-# a run at another copy of the project's data (tests use it for scratch copies).
-ROOT = Path(os.environ.get("KZ_COMPENDIUM_ROOT") or Path(__file__).resolve().parents[2]).resolve()
+MARKERS = ("data/raw/datapackage.json", "params.yaml")
+
+
+class NoProjectRoot(RuntimeError):
+    """Not run inside a checkout of the compendium."""
+
+
+def find_root(start: Path | None = None) -> Path:
+    env = os.environ.get("KZ_COMPENDIUM_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if all((folder / m).is_file() for m in MARKERS):
+            return folder
+    raise NoProjectRoot(
+        f"{here} is not inside a checkout of the compendium (no folder above it holds "
+        f"{' and '.join(MARKERS)}): cd into the checkout or set KZ_COMPENDIUM_ROOT"
+    )
+
+
+ROOT = find_root()
 RAW = ROOT / "data" / "raw"
 DATAPACKAGE = RAW / "datapackage.json"
 PROCESSED = ROOT / "data" / "processed"
 NOTEBOOKS = ROOT / "notebooks"
 REPORTS = ROOT / "reports"
-EXECUTED = REPORTS / "notebooks"
-# Where a notebook writes its figures and results. The runner points this at a
-# staging folder and publishes its content only when the whole notebook succeeded.
-OUTPUT = Path(os.environ.get("KZ_OUTPUT_DIR") or REPORTS)
+BUILD = ROOT / ".build"
+# the build's own area: executed notebooks, figures and results wait here until
+# the paper stage publishes them into reports/ together with the paper
+BUILD_OUT = BUILD / "out"
+EXECUTED = BUILD_OUT / "notebooks"
+# temporaries of build steps (cleaned when the next build starts)
+BUILD_TMP = BUILD / "tmp"
+# where runs outside the build write (never read by the build or the paper)
+SCRATCH = ROOT / "scratch"
+# Where a notebook writes its figures, results and processed tables. The runner
+# points this at a staging folder and publishes it only when the whole notebook
+# succeeded; anything else writes to scratch/outputs/.
+IN_BUILD = bool(os.environ.get("KZ_OUTPUT_DIR"))
+OUTPUT = Path(os.environ.get("KZ_OUTPUT_DIR") or SCRATCH / "outputs")
 FIGURES = OUTPUT / "figures"
 RESULTS = OUTPUT / "results"
+PROCESSED_OUT = OUTPUT / "processed"
 PARAMS = ROOT / "params.yaml"
+LOCK_FILE = ROOT / "requirements.lock"
 KERNEL_NAME = "kz-civil-society"
 
 
-def rel(path: Path) -> str:
+def rel(path: Path | str) -> str:
     """Path relative to the project root where possible, for messages."""
     try:
         return str(Path(path).resolve().relative_to(ROOT))

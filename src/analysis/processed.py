@@ -73,9 +73,14 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
 
 
 def write(
-    built: dict[str, tuple[pd.DataFrame, list[str]]], pkg: dict, folder: Path = paths.PROCESSED
+    built: dict[str, tuple[pd.DataFrame, list[str]]], pkg: dict, folder: Path | None = None
 ) -> list[str]:
-    """Write every processed table and the manifest; return the files rewritten."""
+    """Write every processed table and the manifest; return the files rewritten.
+
+    Default folder: the run's output folder (the build's staging folder, published
+    into data/processed/ when the notebook succeeds; scratch/outputs/processed/
+    for runs outside the build)."""
+    folder = Path(folder) if folder else paths.PROCESSED_OUT
     raw_hash = {r["name"]: r["hash"].removeprefix("sha256:") for r in pkg["resources"]}
     manifest, changed = {}, []
     for name, (df, inputs) in built.items():

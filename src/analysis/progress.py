@@ -109,8 +109,10 @@ def reason(name: str, now: dict[str, str]) -> str:
     for c in changed:
         if c.startswith(".build/params/"):
             words.append(f"params section '{Path(c).stem}' changed")
-        elif c.startswith("notebooks/"):
+        elif c.startswith(("notebooks/", ".build/notebooks/")):
             words.append("notebook changed")
+        elif c == ".build/env.json":
+            words.append("installed packages changed")
         elif c.startswith("src/"):
             words.append(f"{Path(c).name} changed")
         else:

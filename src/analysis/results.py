@@ -2,8 +2,9 @@
 that computed it.
 
 A notebook builds a `Registry`, records each quotable result, and saves it to
-`reports/results/<notebook>.json` (sorted keys, so the same results give the
-same bytes). `merge` combines them into `reports/results.json`. The paper and
+its output folder (`.build/out/results/<notebook>.json` in the build; sorted
+keys, so the same results give the same bytes). `merge` combines them into
+`.build/out/results.json`, published as `reports/results.json` with the paper. The paper and
 the reviewer's check read only these files.
 """
 
@@ -157,8 +158,8 @@ class Registry:
         return frame
 
     def save(self, folder: Path = paths.RESULTS) -> None:
-        """Write reports/results/<notebook>.json. Returns nothing on purpose: a path
-        shown as a notebook's last output would differ between runs (staging folder)."""
+        """Write results/<notebook>.json in the run's output folder. Returns nothing
+        on purpose: a path shown as a notebook's last output would differ between runs."""
         write_if_changed(Path(folder) / f"{self.notebook}.json", dumps(self.results))
 
 
@@ -170,7 +171,7 @@ def load(path: Path) -> dict[str, dict]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def merge(files: list[Path], out: Path = paths.REPORTS / "results.json") -> dict:
+def merge(files: list[Path], out: Path = paths.BUILD_OUT / "results.json") -> dict:
     """Merge per-notebook registries; a key recorded by two notebooks is an error."""
     merged: dict[str, dict] = {}
     for f in sorted(files):
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m analysis.results")
     ap.add_argument("files", nargs="+", type=Path)
-    ap.add_argument("--out", type=Path, default=paths.REPORTS / "results.json")
+    ap.add_argument("--out", type=Path, default=paths.BUILD_OUT / "results.json")
     a = ap.parse_args(argv)
     n = len(merge(a.files, a.out))
     print(f"[results] {n} results -> {paths.rel(a.out)}")

@@ -1,15 +1,24 @@
-"""Execute one notebook with papermill, with its params.yaml section.
+"""Execute one notebook with papermill, with its parameters.
 
-    python -m analysis.run notebooks/01_data.ipynb [--params params.yaml]
-                           [--out reports/notebooks/01_data.ipynb] [--why "..."]
+    make (the build):  python -m analysis.run notebooks/02_ngo.ipynb --build \
+                         --out .build/out/notebooks/02_ngo.ipynb --inputs <prerequisites>
+    by hand:           python -m analysis.run notebooks/02_ngo.ipynb [--params other.yaml]
 
-- injects `params` ({shared + section}) and `params_file` through papermill, so
-  the executed copy records exactly what it ran with;
-- runs on the project's kernel (`kz-civil-society`), never another interpreter;
-- strips volatile metadata (timings, papermill timestamps) so that the same
-  inputs give the same bytes;
-- writes the executed copy atomically: on failure it prints the failing cell
-  and the error, leaves no partial output and keeps the previous copy.
+- In the build (`--build`), the notebook that runs is its snapshot
+  `.build/notebooks/<name>.ipynb` and its parameters are the section snapshot
+  `.build/params/<section>.json` that make tracked (editing params.yaml during a
+  build changes nothing in it). Its figures and results go to `.build/out/`,
+  its processed tables to data/processed/, with a fingerprint of what it was
+  made from (`.build/out/provenance/<name>.json`); the paper stage publishes.
+- By hand, it runs the notebook itself with `--params` (default params.yaml) and
+  writes everything under scratch/outputs/: nothing the build or the paper reads.
+- `params_file` is injected through papermill (relative to the project root), so
+  the executed copy records what it ran with; runs on the project's kernel;
+  volatile metadata (timings, papermill timestamps) is stripped, so the same
+  inputs give the same bytes.
+- Writes atomically: on failure it prints the failing cell and the error, leaves
+  no partial output and keeps the previous copy. Ctrl-C or SIGTERM: one line,
+  and the temporary notebook, staging folder and kernel files are removed.
 """
 
 from __future__ import annotations
@@ -17,14 +26,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from analysis import fingerprint, lock, paths
 from analysis import params as params_mod
-from analysis import paths
-from analysis.io import write_atomic
+from analysis.cli import entry
+from analysis.io import write_atomic, write_if_changed
 from analysis.progress import Progress
 
 VOLATILE_CELL_KEYS = ("execution", "papermill")
@@ -59,25 +71,25 @@ def strip_volatile(nb: dict) -> dict:
     return nb
 
 
-def publish(staging: Path, notebook: str, reports: Path = paths.REPORTS) -> list[str]:
-    """Move a successful run's figures and results from staging into reports/.
+def publish(staging: Path, notebook: str, out: Path, processed: Path) -> dict[str, str]:
+    """Move a successful run's outputs from staging into place; return {file: sha256}.
 
-    Files are rewritten only when their bytes change; figures and results that
-    this notebook made before but not in this run are removed, so the report
-    never shows a stale figure (e.g. election figures after a run for another
-    focus country).
+    Figures and results go to `out` (the build's area, or scratch/outputs/), the
+    processed tables to `processed`. Files are rewritten only when their bytes
+    change; figures and results that this notebook made before but not in this
+    run are removed, so the report never shows a stale figure (e.g. election
+    figures after a run for another focus country).
     """
-    from analysis.io import write_if_changed
-
-    made = {p.relative_to(staging) for p in staging.rglob("*") if p.is_file()}
-    changed = [
-        str(rel)
-        for rel in sorted(made)
-        if write_if_changed(reports / rel, (staging / rel).read_bytes())
-    ]
-    for sidecar in (reports / "figures").glob("*.json"):
-        rel = sidecar.relative_to(reports)
-        if rel in made:
+    made: dict[str, str] = {}
+    for p in sorted(staging.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(staging)
+        dst = processed / rel.relative_to("processed") if rel.parts[0] == "processed" else out / rel
+        write_if_changed(dst, p.read_bytes())
+        made[paths.rel(dst)] = fingerprint.sha256(dst)
+    for sidecar in (out / "figures").glob("*.json"):
+        if paths.rel(sidecar) in made:
             continue
         try:
             owner = json.loads(sidecar.read_text()).get("notebook")
@@ -86,10 +98,10 @@ def publish(staging: Path, notebook: str, reports: Path = paths.REPORTS) -> list
         if owner == notebook:
             for ext in (".json", ".svg", ".png"):
                 sidecar.with_suffix(ext).unlink(missing_ok=True)
-    stale = reports / "results" / f"{notebook}.json"
-    if stale.relative_to(reports) not in made:
+    stale = out / "results" / f"{notebook}.json"
+    if paths.rel(stale) not in made:
         stale.unlink(missing_ok=True)
-    return changed
+    return made
 
 
 def _failure_message(notebook: Path, nb: dict | None, err: Exception) -> str:
@@ -107,40 +119,72 @@ def _failure_message(notebook: Path, nb: dict | None, err: Exception) -> str:
     return "\n".join(lines)
 
 
+def _terminate(signum, frame):  # SIGTERM (a killed make): clean up like Ctrl-C
+    raise KeyboardInterrupt
+
+
 def execute(
-    notebook: Path, out: Path, params_file: Path | None = None, kernel: str = paths.KERNEL_NAME
+    notebook: Path,
+    out: Path,
+    params_file: Path | None = None,
+    kernel: str = paths.KERNEL_NAME,
+    *,
+    build: bool = False,
+    inputs: list[str] | None = None,
 ) -> float:
     """Execute `notebook` into `out`; return the wall time in seconds."""
     import nbformat
     import papermill as pm
 
-    notebook, out = Path(notebook).resolve(), Path(out)
-    section = params_mod.section(params_mod.load(params_file), params_mod.section_name(notebook))
+    notebook, out = Path(notebook).resolve(), Path(out).resolve()
+    section_name = params_mod.section_name(notebook)
+    if build:
+        source = fingerprint.NB_SNAPSHOTS / notebook.name
+        params_file = paths.BUILD / "params" / f"{section_name}.json"
+        values = params_mod.load_snapshot(section_name, params_file)
+        tmp_root, dest = paths.BUILD_TMP, paths.BUILD_OUT
+        processed = paths.PROCESSED
+    else:
+        source = notebook
+        values = params_mod.section(params_mod.load(params_file), section_name)
+        tmp_root, dest = paths.SCRATCH / ".tmp", paths.SCRATCH / "outputs"
+        processed = dest / "processed"
+    if not source.is_file():
+        raise params_mod.ParamsError(f"{paths.rel(source)}: missing (run through make)")
     parameters = {
-        "params": section,
         # relative to the project root: the executed copy must not depend on where
         # the project lives (same inputs, same bytes)
         "params_file": paths.rel(Path(params_file).resolve()) if params_file else None,
     }
     from jupyter_client.manager import KernelManager
 
-    fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{notebook.stem}.")
-    os.close(fd)
-    staging = tempfile.TemporaryDirectory(prefix=f"kz-{notebook.stem}-")
-    os.environ["KZ_OUTPUT_DIR"] = staging.name  # inherited by the kernel
-    # Local IPC sockets in a private folder: no TCP port, no "unencrypted TCP"
-    # warning, and nothing left behind.
-    sockets = tempfile.TemporaryDirectory(prefix="kz-kernel-")
-    km = KernelManager(kernel_name=kernel, transport="ipc", ip=f"{sockets.name}/k")
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{notebook.stem}-{os.getpid()}-", dir=tmp_root))
+    tmp = work / f"{notebook.stem}.ipynb"
+    staging = work / "staging"
+    staging.mkdir()
+    env_before = os.environ.get("KZ_OUTPUT_DIR")
+    os.environ["KZ_OUTPUT_DIR"] = str(staging)  # inherited by the kernel
+    os.environ["KZ_COMPENDIUM_ROOT"] = str(paths.ROOT)
+    # Local IPC sockets and the connection file in a private folder: no TCP port,
+    # no "unencrypted TCP" warning; removed here, or by the next build if killed.
+    sockets = Path(tempfile.mkdtemp(prefix=f"{lock.KERNEL_SOCKETS_PREFIX}{os.getpid()}-"))
+    km = KernelManager(
+        kernel_name=kernel,
+        transport="ipc",
+        ip=f"{sockets}/k",
+        connection_file=str(sockets / "kernel.json"),
+    )
+    previous = signal.signal(signal.SIGTERM, _terminate)
     t0 = time.perf_counter()
     try:
         try:
             pm.execute_notebook(
-                str(notebook),
-                tmp,
+                str(source),
+                str(tmp),
                 parameters=parameters,
                 kernel_name=kernel,
-                cwd=str(notebook.parent),
+                cwd=str(paths.NOTEBOOKS),
                 progress_bar=False,
                 log_output=False,
                 request_save_on_cell_execute=False,
@@ -148,56 +192,88 @@ def execute(
                 km=km,
             )
         except pm.PapermillExecutionError as e:
-            failed = json.loads(Path(tmp).read_text()) if Path(tmp).stat().st_size else None
+            failed = json.loads(tmp.read_text()) if tmp.exists() and tmp.stat().st_size else None
             raise NotebookFailed(_failure_message(notebook, failed, e)) from None
         nb = nbformat.read(tmp, as_version=4)
         nb_dict = strip_volatile(json.loads(nbformat.writes(nb)))
-        publish(Path(staging.name), notebook.stem)
-        write_atomic(
-            out,
-            (json.dumps(nb_dict, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode(
-                "utf-8"
-            ),
+        blob = (json.dumps(nb_dict, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode(
+            "utf-8"
         )
+        made = publish(staging, notebook.stem, dest, processed)
+        if build:
+            import hashlib
+
+            made[paths.rel(out)] = hashlib.sha256(blob).hexdigest()
+            prov = fingerprint.record(notebook.stem, inputs or [], made, values)
+            write_if_changed(
+                fingerprint.PROVENANCE / f"{notebook.stem}.json",
+                json.dumps(prov, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+            )
+        write_atomic(out, blob)  # last: the make target exists only with its fingerprint
     finally:
-        os.environ.pop("KZ_OUTPUT_DIR", None)
-        staging.cleanup()
-        if km.has_kernel:
-            km.shutdown_kernel(now=True)
-        sockets.cleanup()
-        Path(tmp).unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, previous)
+        if env_before is None:
+            os.environ.pop("KZ_OUTPUT_DIR", None)
+        else:
+            os.environ["KZ_OUTPUT_DIR"] = env_before
+        try:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
+        finally:
+            km.cleanup_resources()
+            shutil.rmtree(sockets, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
     return time.perf_counter() - t0
 
 
+@entry
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.run", description=__doc__.split("\n")[0])
     ap.add_argument("notebook", type=Path)
     ap.add_argument(
-        "--params", type=Path, default=None, help="parameters file (default params.yaml)"
+        "--params", type=Path, default=None, help="parameters file (by hand; default params.yaml)"
+    )
+    ap.add_argument(
+        "--build",
+        action="store_true",
+        help="run as a build stage (make): snapshots in, outputs into .build/out",
     )
     ap.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="executed copy (default reports/notebooks/<name>.ipynb)",
+        help="executed copy (default scratch/outputs/notebooks/<name>.ipynb by hand)",
     )
     ap.add_argument(
         "--inputs",
         nargs="*",
         default=[],
-        help="the notebook's prerequisites (from make): used to say why it runs",
+        help="the notebook's prerequisites (from make): fingerprinted, and say why it runs",
     )
     a = ap.parse_args(argv)
-    out = a.out or paths.EXECUTED / a.notebook.name
+    if a.build and a.params:
+        ap.error("--build runs on the params snapshot make tracked; --params is for runs by hand")
+    if a.build and not a.out:
+        ap.error("--build needs --out")
+    out = a.out or paths.SCRATCH / "outputs" / "notebooks" / a.notebook.name
     progress = Progress(a.notebook, a.inputs)
     progress.start()
     try:
-        execute(a.notebook, out, a.params)
-    except (NotebookFailed, params_mod.ParamsError) as e:
+        execute(a.notebook, out, a.params, build=a.build, inputs=a.inputs)
+    except NotebookFailed as e:
         progress.failed()
         print(str(e), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        progress.failed()
+        print(f"[run] {a.notebook.stem} interrupted: nothing published", file=sys.stderr)
+        return 130
+    except (params_mod.ParamsError, OSError):
+        progress.failed()
+        raise
     progress.done()
+    if not a.build:
+        print(f"[run] outputs in {paths.rel(out.parent.parent)} (outside the build)")
     return 0
 
 

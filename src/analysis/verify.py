@@ -6,13 +6,16 @@
 Steps (each reported):
 1. raw data: every file's sha256 against datapackage.json, and against the record;
 2. environment: every installed package version against requirements.lock;
-3. re-execution: every notebook, from raw data, into a scratch directory
+3. re-execution: `make report` from raw data in a scratch copy of the project
    (reports/ is left untouched), with the project's params.yaml;
 4. results: each recorded result against reports/expected-results.json, with a
    stated tolerance per kind (exact for counts, texts and tables of counts;
    relative 1e-6 for model estimates);
 5. figures: by sha256, and where the bytes differ by pixel difference of the PNG
-   against the committed reference (reports/expected-figures/).
+   against the committed reference (reports/expected-figures/);
+6. delivered: reports/paper.html, results.json, figures and executed notebooks
+   against what the re-execution produced, byte for byte (a stale, hand-edited
+   or missing delivered paper fails, naming each difference).
 
 It prints a table (result, expected, got, difference, verdict), writes it to
 reports/verification.html and exits non-zero naming every mismatch. A mismatch
@@ -32,12 +35,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from analysis import paths
+from analysis.cli import entry
 from analysis.io import write_atomic, write_if_changed
 
 RECORD = paths.REPORTS / "expected-results.json"
@@ -136,42 +139,87 @@ def check_environment(lock: Path = paths.ROOT / "requirements.lock") -> list[Row
 
 # ------------------------------------------------------------------ re-execution
 def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
-    """Run every notebook from raw data in a scratch copy; return its reports/ folder."""
-    for sub in ("data/raw", "notebooks"):
-        shutil.copytree(paths.ROOT / sub, scratch / sub)
-    (scratch / "data" / "processed").mkdir(parents=True)
-    shutil.copy(params_file, scratch / "params.yaml")
-    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(scratch)}
-    notebooks = sorted((scratch / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    """Build everything from raw data in a scratch copy of the project (the same
+    `make report` a reader runs); return its reports/ folder."""
+    from analysis.paper import git_info
+    from analysis.scratch import copy_project
 
-    def run(nb: Path) -> None:
-        out = scratch / "reports" / "notebooks" / nb.name
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "analysis.run",
-                str(nb),
-                "--params",
-                str(scratch / "params.yaml"),
-                "--out",
-                str(out),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        print(
-            f"[verify] {r.stdout.strip().splitlines()[-1] if r.stdout.strip() else nb.name}",
-            flush=True,
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"{nb.name} failed during re-execution:\n{r.stderr}")
-
-    run(notebooks[0])  # the data stage first: the others read its tables
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(run, notebooks[1:]))
+    copy_project(scratch)
+    shutil.copy(params_file, scratch / ".verify-params.yaml")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    # the paper shows the commit of this checkout, not the scratch copy's (none)
+    env |= {"KZ_COMPENDIUM_ROOT": str(scratch), "KZ_GIT_INFO": json.dumps(git_info())}
+    r = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            f"--jobs={max(1, jobs)}",
+            "report",
+            "PARAMS=.verify-params.yaml",
+        ],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    for line in r.stdout.splitlines():
+        if " done in " in line or line.startswith("[paper]"):
+            print(f"[verify] {line}", flush=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"the re-execution failed:\n{r.stderr.strip() or r.stdout[-2000:]}")
     return scratch / "reports"
+
+
+def _first_difference(a: bytes, b: bytes) -> str:
+    la, lb = a.decode("utf-8", "replace").splitlines(), b.decode("utf-8", "replace").splitlines()
+    for i, (x, y) in enumerate(zip(la, lb, strict=False), 1):
+        if x != y:
+            c = next((j for j, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), 0)
+            lo = max(0, c - 25)
+            return (
+                f"line {i}, column {c + 1}: delivered {x[lo : c + 35]!r}, "
+                f"re-execution {y[lo : c + 35]!r}"
+            )
+    return f"delivered has {len(la)} lines, re-execution {len(lb)}"
+
+
+def compare_delivered(delivered: Path, fresh: Path) -> list[Row]:
+    """The delivered reports/ against a re-execution, byte for byte, naming each difference."""
+    try:
+        names = sorted(json.loads((fresh / "provenance.json").read_text())["files"])
+    except (OSError, json.JSONDecodeError, KeyError):
+        names = ["paper.html", "results.json"]
+    names = sorted(set(names) | {"paper.html", "results.json", "provenance.json"})
+    rows = []
+    for name in names:
+        d, f = delivered / name, fresh / name
+        item = f"reports/{name}"
+        if not d.exists():
+            rows.append(
+                Row(item, "delivered", "-", "", "MISSING", "not delivered: run `make report`")
+            )
+            continue
+        if not f.exists():
+            rows.append(
+                Row(item, "-", "delivered", "", "MISMATCH", "the re-execution makes no such file")
+            )
+            continue
+        a, b = d.read_bytes(), f.read_bytes()
+        if a == b:
+            rows.append(Row(item, sha256(f)[:12], sha256(d)[:12], "", "ok", "identical bytes"))
+            continue
+        note = _first_difference(a, b)
+        if name == "results.json":
+            try:
+                x, y = json.loads(a), json.loads(b)
+                keys = sorted(k for k in set(x) | set(y) if x.get(k) != y.get(k))
+                note = f"{len(keys)} result(s) differ: {', '.join(keys[:8])}" + (
+                    " ..." if len(keys) > 8 else ""
+                )
+            except json.JSONDecodeError:
+                note = "delivered file is not valid JSON"
+        rows.append(Row(item, sha256(f)[:12], sha256(d)[:12], "bytes differ", "MISMATCH", note))
+    return rows
 
 
 # ------------------------------------------------------------------ comparison
@@ -287,10 +335,7 @@ def compare_figures(expected: dict, figures: Path, reference: Path) -> list[Row]
 
 # ------------------------------------------------------------------ record
 def merged_results(reports: Path) -> dict:
-    out: dict = {}
-    for f in sorted((reports / "results").glob("*.json")):
-        out.update(json.loads(f.read_text()))
-    return out
+    return json.loads((reports / "results.json").read_text())
 
 
 def make_record(reports: Path) -> dict:
@@ -390,6 +435,7 @@ def print_table(title: str, rows: list[Row], only_problems: bool = False) -> Non
         )
 
 
+@entry
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.verify")
     ap.add_argument("--params", type=Path, default=paths.PARAMS)
@@ -398,13 +444,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--all", action="store_true", help="print every row, not only problems")
     a = ap.parse_args(argv)
+    from analysis import params as params_mod
+
+    params_mod.load(a.params)  # one line if missing or invalid, before the long part
     rec = json.loads(RECORD.read_text()) if RECORD.exists() else {}
     if not rec and not a.record:
         print(f"error: no record at {paths.rel(RECORD)}: run `make record` first", file=sys.stderr)
         return 2
     raw_rows, changed = check_raw(rec)
     env_rows = check_environment()
-    with tempfile.TemporaryDirectory(prefix="kz-verify-") as tmp:
+    # the scratch copy lives in .build/verify (removed before and after; a killed
+    # verify leaves it for the next one to remove)
+    work = paths.BUILD / "verify"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="project-", dir=work) as tmp:
         try:
             reports = reexecute(Path(tmp), a.params, a.jobs)
         except RuntimeError as e:
@@ -424,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             "Environment": env_rows,
             "Results": compare_results(rec["results"], merged_results(reports), changed),
             "Figures": compare_figures(rec["figures"], reports / "figures", REFERENCE_FIGURES),
+            "Delivered reports": compare_delivered(paths.REPORTS, reports),
         }
     bad = [
         (t, r)
@@ -433,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     verdict = "PASS" if not bad else f"FAIL ({len(bad)} mismatches)"
     for title, rows in sections.items():
-        print_table(title, rows, only_problems=title in ("Raw data", "Environment") and not a.all)
+        only = title in ("Raw data", "Environment", "Delivered reports") and not a.all
+        print_table(title, rows, only_problems=only)
     write_atomic(a.out, to_html(sections, verdict).encode("utf-8"))
     print(f"\n[verify] {verdict}; table written to {paths.rel(a.out)}")
     for title, r in bad:

@@ -1,0 +1,43 @@
+"""Entry points of the build: bad input and interruptions give one line, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from analysis.data import DataValidationError
+    from analysis.fingerprint import StageError
+    from analysis.lock import BuildLocked
+    from analysis.params import ParamsError
+    from analysis.paths import NoProjectRoot
+
+    return (DataValidationError, ParamsError, BuildLocked, StageError, NoProjectRoot)
+
+
+def entry(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a `main`: known errors, permission problems and Ctrl-C print one line."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs) -> int:
+        prog = main.__module__.removeprefix("analysis.")
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print(f"[{prog}] interrupted: nothing published", file=sys.stderr)
+            return 130
+        except PermissionError as e:
+            print(f"error: permission denied: {e.filename or e}", file=sys.stderr)
+            return 1
+        except OSError as e:
+            if e.filename:
+                print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+                return 1
+            raise
+        except _known_errors() as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+
+    return wrapped

@@ -1,0 +1,70 @@
+"""What make runs while it reads the Makefile, before any stage (one quick process).
+
+    python -m analysis.snapshot --params params.yaml --owner <make pid>
+
+1. takes the build lock for this make (a second build in the checkout is refused)
+   and removes what a killed build left behind;
+2. validates the parameters file (schema, duplicate keys, values against the data)
+   and writes one snapshot per section, `.build/params/<section>.json`: the
+   notebooks run on these snapshots, never on params.yaml itself;
+3. writes the notebook snapshots (outputs and volatile metadata removed) and
+   says which notebooks in notebooks/ are not stages;
+4. writes the environment snapshot and warns when the installed packages differ
+   from requirements.lock;
+5. checks the delivered reports/ against what the build published; if a file
+   was edited or removed, the paper stage runs again.
+
+Any problem: one line on stderr, exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from analysis import fingerprint, lock, params, paths, publish
+from analysis.cli import entry
+
+
+@entry
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.snapshot")
+    ap.add_argument("--params", default=None, help="parameters file (default params.yaml)")
+    ap.add_argument("--owner", type=int, default=None, help="pid of the make that builds")
+    ap.add_argument("--env-only", action="store_true", help="only the environment snapshot")
+    a = ap.parse_args(argv)
+    if a.env_only:
+        fingerprint.write_env_snapshot()
+        return 0
+    if a.owner:
+        lock.acquire(a.owner)
+    changed = params.write_stamps(a.params, paths.BUILD / "params")
+    if changed:
+        print(f"params: sections changed: {', '.join(changed)}")
+    fingerprint.write_notebook_snapshots()
+    ignored = fingerprint.not_stages()
+    if ignored:
+        names = ", ".join(p.name for p in ignored)
+        print(
+            f"[build] not stages (stages are notebooks/NN_<section>.ipynb): {names}; "
+            "scratch notebooks belong in scratch/"
+        )
+    _, diffs = fingerprint.write_env_snapshot()
+    if diffs:
+        shown = ", ".join(diffs[:4]) + (f" and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+        print(
+            f"[env] warning: installed packages differ from requirements.lock: {shown}; "
+            "the paper lists what ran (`make env` reinstalls the lock)"
+        )
+    bad = publish.check_delivered()
+    if bad:
+        print(
+            f"[report] delivered reports differ from the last publication: {bad[0]}"
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}; publishing again"
+        )
+        publish.invalidate(paths.REPORTS / "paper.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

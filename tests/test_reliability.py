@@ -1,0 +1,442 @@
+"""Verified means verified: one root, one writer, fingerprinted outputs, one build
+at a time, all-or-nothing publication, and bad input as one line. Each scenario
+runs on a scratch checkout (never this checkout's reports/)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from analysis import fingerprint
+from conftest import copy_project, make
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file under folder."""
+    if not folder.exists():
+        return {}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def outputs(root: Path) -> dict[str, dict[str, str]]:
+    """Everything the build or the paper reads or delivers."""
+    return {sub: tree(root / sub) for sub in ("reports", "data/processed", ".build/out")}
+
+
+def plain_env(**extra: str) -> dict[str, str]:
+    """An environment as a researcher has it: no project variables set."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KZ_COMPENDIUM_ROOT", "KZ_OUTPUT_DIR", "PYTHONPATH", "MAKEFLAGS")
+    }
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    return env | extra
+
+
+def run(args: list[str], cwd: Path, timeout: int = 600, **env: str):
+    return subprocess.run(
+        args, cwd=cwd, env=plain_env(**env), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def ran(out: str) -> list[str]:
+    import re
+
+    return re.findall(r"\] (\S+) done in", out)
+
+
+def no_traceback(r: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+# ------------------------------------------------------------------ one root
+def test_a_copied_checkout_is_its_own_root(tmp_path: Path):
+    copy = copy_project(tmp_path / "copy")
+    code = "from analysis import paths; print(paths.ROOT)"
+    for cwd in (copy, copy / "notebooks"):
+        r = run([sys.executable, "-c", code], cwd=cwd)
+        assert r.returncode == 0, r.stderr
+        assert Path(r.stdout.strip()) == copy.resolve()  # not the package's checkout
+    r = run([sys.executable, "-c", code], cwd=tmp_path)
+    assert r.returncode != 0 and "not inside a checkout of the compendium" in r.stderr
+
+
+def test_a_venv_from_another_path_is_rebuilt(tmp_path: Path):
+    copy = copy_project(tmp_path / "copy")
+    (copy / ".venv").unlink()
+    (copy / ".venv" / "bin").mkdir(parents=True)
+    (copy / ".venv" / "bin" / "activate").write_text('VIRTUAL_ENV="/elsewhere/.venv"\n')
+    (copy / ".venv" / ".installed").touch()
+    r = make(copy, "-n", "report")
+    assert "[env] .venv was built for /elsewhere/.venv" in r.stdout and "rebuilding" in r.stdout
+    assert not (copy / ".venv" / "bin" / "activate").exists()
+    assert "building .venv from requirements.lock" in r.stdout  # the dry run's next step
+
+
+# ------------------------------------------------------------------ one writer
+@pytest.mark.notebook
+def test_runs_outside_make_write_nothing_the_build_reads(built: Path):
+    assert make(built, "report").returncode == 0  # settle what earlier tests touched
+    before = outputs(built)
+    other = built / "other.yaml"
+    other.write_text(
+        (built / "params.yaml")
+        .read_text()
+        .replace("granularity_n_max: 1000", "granularity_n_max: 500")
+    )
+    try:
+        # the runner by hand, with another params file
+        r = run(
+            [
+                sys.executable,
+                "-m",
+                "analysis.run",
+                "notebooks/04_survey.ipynb",
+                "--params",
+                "other.yaml",
+            ],
+            cwd=built,
+        )
+        assert r.returncode == 0, r.stderr
+        assert (built / "scratch/outputs/results/04_survey.json").exists()
+        # nbconvert, as JupyterLab does it (kernel started in notebooks/)
+        r = run(
+            [
+                str(VENV_BIN / "jupyter"),
+                "nbconvert",
+                "--to",
+                "notebook",
+                "--execute",
+                "--output-dir",
+                str(built / "scratch" / "nbconvert"),
+                "notebooks/01_data.ipynb",
+            ],
+            cwd=built,
+        )
+        assert r.returncode == 0, r.stderr
+        assert (built / "scratch/outputs/processed/ngo_counts.csv").exists()
+        assert outputs(built) == before, "a run outside make changed build outputs"
+        r = make(built, "report")
+        assert r.returncode == 0 and ran(r.stdout) == [], r.stdout
+        assert outputs(built) == before
+    finally:
+        other.unlink()
+        shutil.rmtree(built / "scratch", ignore_errors=True)
+
+
+@pytest.mark.notebook
+def test_papermill_parameters(built: Path):
+    out = built / "scratch" / "pm.ipynb"
+    out.parent.mkdir(exist_ok=True)
+    try:
+        r = run(
+            [
+                str(VENV_BIN / "papermill"),
+                "notebooks/04_survey.ipynb",
+                str(out),
+                "-p",
+                "focus_country",
+                "KGZ",
+                "--no-progress-bar",
+            ],
+            cwd=built,
+        )
+        assert r.returncode != 0
+        assert "papermill parameter(s) focus_country are not read" in r.stdout + r.stderr
+        assert "-p params_file other.yaml" in r.stdout + r.stderr
+        r = run(
+            [
+                str(VENV_BIN / "papermill"),
+                "notebooks/04_survey.ipynb",
+                str(out),
+                "-p",
+                "params_file",
+                "params.yaml",
+                "--no-progress-bar",
+            ],
+            cwd=built,
+        )
+        assert r.returncode == 0, r.stderr
+        assert (built / "scratch/outputs/results/04_survey.json").exists()
+    finally:
+        shutil.rmtree(built / "scratch", ignore_errors=True)
+
+
+# ------------------------------------------------------------------ snapshots
+@pytest.mark.notebook
+def test_a_notebook_runs_on_the_params_snapshot_make_tracked(built: Path):
+    params = built / "params.yaml"
+    good = params.read_text()
+    result = built / ".build/out/results/04_survey.json"
+    before = json.loads(result.read_text())
+    params.write_text(good.replace("granularity_n_max: 1000", "granularity_n_max: 300"))
+    try:  # params.yaml edited after make took its snapshot: the run must not see it
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "analysis.run",
+                "notebooks/04_survey.ipynb",
+                "--build",
+                "--out",
+                ".build/out/notebooks/04_survey.ipynb",
+            ],
+            cwd=built,
+            env={**os.environ, "KZ_COMPENDIUM_ROOT": str(built)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stderr
+        assert json.loads(result.read_text()) == before
+        nb = json.loads((built / ".build/out/notebooks/04_survey.ipynb").read_text())
+        assert nb["metadata"]["papermill"]["parameters"] == {
+            "params_file": ".build/params/survey.json"
+        }
+    finally:
+        params.write_text(good)
+
+
+@pytest.mark.notebook
+def test_autosave_in_lab_and_copies_change_nothing_make_sees(built: Path):
+    nb_path = built / "notebooks" / "02_ngo.ipynb"
+    good = nb_path.read_text()
+    nb = json.loads(good)
+    for i, c in enumerate(nb["cells"]):  # what Lab writes after running and autosaving
+        c["id"] = f"lab-{i}"
+        if c["cell_type"] == "code":
+            c["execution_count"] = i
+            c["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["x\n"]}]
+            c["metadata"]["execution"] = {"iopub.status.busy": "2026-01-01"}
+    nb["metadata"]["language_info"] = {"name": "python", "version": "3.11.9"}
+    nb_path.write_text(json.dumps(nb))
+    copy = built / "notebooks" / "02_ngo-Copy1.ipynb"
+    shutil.copy(nb_path, copy)
+    scratch_nb = built / "notebooks" / "Untitled.ipynb"
+    scratch_nb.write_text("{}")
+    try:
+        r = make(built, "report")
+        assert r.returncode == 0, r.stderr
+        assert ran(r.stdout) == [], r.stdout
+        assert (
+            "02_ngo-Copy1.ipynb" in r.stdout and "scratch notebooks belong in scratch/" in r.stdout
+        )
+        assert [p.name for p in fingerprint.stages(built / "notebooks")] == [
+            "01_data.ipynb",
+            "02_ngo.ipynb",
+            "03_parliament.ipynb",
+            "04_survey.ipynb",
+            "05_claims.ipynb",
+        ]
+    finally:
+        nb_path.write_text(good)
+        copy.unlink()
+        scratch_nb.unlink()
+
+
+# ------------------------------------------------------------------ fingerprints, publication
+@pytest.mark.notebook
+def test_delivered_files_edited_by_hand_are_republished(built: Path):
+    res = built / "reports" / "results.json"
+    good = res.read_bytes()
+    res.write_bytes(good.replace(b'"value": 23335', b'"value": 99999', 1))
+    r = make(built, "report")
+    assert r.returncode == 0, r.stderr
+    assert "publishing again" in r.stdout and ran(r.stdout) == []
+    assert res.read_bytes() == good
+
+
+@pytest.mark.notebook
+def test_a_stale_output_is_refused_by_name_then_rerun(built: Path):
+    fig = built / ".build/out/figures/fig_survey_caf.svg"
+    good = fig.read_bytes()
+    delivered = tree(built / "reports")
+    fig.write_bytes(good + b"<!-- edited -->")
+    os.utime(built / "reports/paper.html", ns=(0, 0))  # the paper stage must run
+    r = make(built, "report")
+    assert r.returncode != 0
+    assert "stale outputs: 04_survey" in r.stderr and "was changed after it ran" in r.stderr
+    no_traceback(r)
+    assert tree(built / "reports") == delivered
+    r = make(built, "report")  # the stale notebook was marked: it reruns
+    assert r.returncode == 0, r.stderr
+    assert ran(r.stdout) == ["04_survey"] and fig.read_bytes() == good
+
+
+@pytest.mark.notebook
+def test_a_failing_paper_stage_keeps_the_previous_reports(built: Path):
+    nb_path = built / "notebooks" / "04_survey.ipynb"
+    good = nb_path.read_text()
+    quoted = '\\"osm_n_count\\"'  # as the notebook's JSON holds it
+    assert quoted in good
+    nb_path.write_text(good.replace(quoted, '\\"osm_n_count_renamed\\"', 1))
+    delivered = tree(built / "reports")
+    try:
+        r = make(built, "report")
+        assert r.returncode != 0 and "osm_n_count" in r.stderr
+        no_traceback(r)
+        assert tree(built / "reports") == delivered
+        assert not list((built / "reports").glob(".staging-*"))
+    finally:
+        nb_path.write_text(good)
+    assert make(built, "report").returncode == 0
+
+
+# ------------------------------------------------------------------ lock, interruption
+@pytest.mark.notebook
+def test_a_second_build_is_refused_while_one_runs(built: Path):
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "analysis.snapshot", "--owner", str(other.pid)],
+            cwd=built,
+            env={**os.environ, "KZ_COMPENDIUM_ROOT": str(built)},
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr
+        r = make(built, "report")
+        assert r.returncode != 0 and "another build is running in this checkout" in r.stderr
+        assert f"make pid {other.pid}" in r.stderr
+    finally:
+        other.kill()
+        other.wait()
+    assert make(built, "report").returncode == 0  # a dead owner's lock is taken over
+
+
+@pytest.mark.notebook
+def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
+    os.utime(built / ".build/out/notebooks/04_survey.ipynb", ns=(0, 0))  # force a rerun
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(built)}
+    env.pop("MAKEFLAGS", None)
+    p = subprocess.Popen(
+        ["make", "--no-print-directory", "report"],
+        cwd=built,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    line = ""
+    while "04_survey started" not in line and time.time() < deadline:
+        line = p.stdout.readline()
+    time.sleep(2)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert "Traceback" not in out + err, err
+    assert "interrupted" in err
+    r = make(built, "report")
+    assert r.returncode == 0, r.stderr
+    assert ran(r.stdout) == ["04_survey"]
+    assert list((built / ".build/tmp").glob("*")) == []
+    import tempfile
+
+    from analysis import lock
+
+    left = [
+        d
+        for d in Path(tempfile.gettempdir()).glob(f"{lock.KERNEL_SOCKETS_PREFIX}*")
+        if d.name[len(lock.KERNEL_SOCKETS_PREFIX) :].split("-")[0].isdigit()
+        and not lock.alive(int(d.name[len(lock.KERNEL_SOCKETS_PREFIX) :].split("-")[0]))
+    ]
+    assert left == []
+
+
+# ------------------------------------------------------------------ environment
+def test_installed_versions_that_differ_from_the_lock_are_named(monkeypatch, tmp_path):
+    have = fingerprint.installed()
+    assert fingerprint.env_differences(have, fingerprint.lock_pins()) == []
+    monkeypatch.setattr(fingerprint, "installed", lambda: {**have, "pandas": "1.0.0"})
+    monkeypatch.setattr(fingerprint, "ENV_SNAPSHOT", tmp_path / "env.json")
+    changed, diffs = fingerprint.write_env_snapshot(tmp_path / "env.json")
+    assert changed and any(d.startswith("pandas 1.0.0 (lock ") for d in diffs)
+    shown = fingerprint.env_versions(["pandas", "numpy"])
+    assert shown["pandas"].startswith("1.0.0 (differs from the lock's")
+    assert shown["numpy"] == have["numpy"]
+
+
+# ------------------------------------------------------------------ bad input, permissions
+def test_verify_with_a_missing_params_file_is_one_line():
+    r = run([sys.executable, "-m", "analysis.verify", "--params", "missing.yaml"], cwd=ROOT)
+    assert r.returncode == 1 and r.stderr.strip() == "error: missing.yaml: file not found"
+
+
+def _as_another_user(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    if os.geteuid() == 0:
+        args = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *args]
+    return subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**plain_env(), "KZ_COMPENDIUM_ROOT": str(cwd), "HOME": str(cwd)},
+    )
+
+
+def test_read_only_raw_data_is_one_line():
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="kz-readonly-"))
+    base.chmod(0o755)  # reachable by the other user
+    copy = copy_project(base / "copy")
+    pop = copy / "data/raw/population.csv"
+    pop.write_text(pop.read_text().replace("1993,17274487", "1993,17274488"))
+    for p in [copy, *copy.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        r = _as_another_user([sys.executable, "-m", "analysis.data", "--update-checksums"], copy)
+    finally:
+        for p in [copy, *copy.rglob("*")]:
+            if not p.is_symlink():
+                p.chmod(0o755 if p.is_dir() else 0o644)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert (
+        r.stderr.strip().splitlines() == [f"error: permission denied: {copy / 'data/raw'}"]
+        or "permission denied" in r.stderr
+        and "datapackage.json" in r.stderr
+    )
+    no_traceback(r)
+
+
+def test_make_clean_removes_every_generated_output(tmp_path: Path):
+    copy = copy_project(tmp_path / "copy")
+    made = [
+        "reports/paper.html",
+        "reports/results.json",
+        "reports/verification.html",
+        "reports/paper-screenshot.png",
+        "reports/notebooks/x.html",
+        "reports/provenance.json",
+        ".build/out/results.json",
+        "scratch/outputs/figures/a.svg",
+        "data/processed/a.csv",
+    ]
+    for f in made:
+        (copy / f).parent.mkdir(parents=True, exist_ok=True)
+        (copy / f).write_text("x")
+    r = make(copy, "clean")
+    assert r.returncode == 0, r.stderr
+    assert [f for f in made if (copy / f).exists()] == []
+    assert (copy / "reports/expected-results.json").exists()
+    assert (copy / "reports/expected-figures").is_dir()
