@@ -242,8 +242,10 @@ def test_max_cites_is_enforced(tmp_path: Path):
         ("```{table} fx_table\n:columns: year=Year, nope=No\n```", "has no column 'nope'"),
         ("```{table} fx_table\n```", "needs a :columns:"),
         ("```{bogus}\n```", "unknown directive {bogus}"),
-        ("````{if} fx_missing\n```{figure} fig_fixture\n```\n````\n{numref}`fig:fig_fixture`",
-         "figure 'fig_fixture', which the paper does not show"),
+        (
+            "````{if} fx_missing\n```{figure} fig_fixture\n```\n````\n{numref}`fig:fig_fixture`",
+            "figure 'fig_fixture', which the paper does not show",
+        ),
         ("# Title\n", "use ## for sections"),
         ("{cite}`S1`", "no {bibliography}"),
     ],
@@ -293,20 +295,26 @@ def test_format_value():
 
 
 def test_cli_writes_nothing_on_failure(tmp_path: Path):
-    src = tmp_path / "bad.md"
-    src.write_text("---\ntitle: Fixture\n---\n\nThere are {num}`fx_nope` things.\n")
+    """An unreadable source stops the paper stage with one line and writes nothing;
+    a quoted result that does not exist names its line (the build-level case,
+    previous reports kept, is tests/test_reliability.py)."""
     out = tmp_path / "out" / "paper.html"
     r = run_module(
-        "analysis.paper",
-        "--source", str(src),
-        "--results", str(FIXTURE / "results.json"),
-        "--figures", str(FIXTURE / "figures"),
-        "--stamps", str(tmp_path),
-        "--out", str(out),
+        "analysis.paper", "--source", str(tmp_path / "missing.md"), "--out", str(out)
     )  # fmt: skip
     assert r.returncode == 1
-    assert r.stderr.strip().count("\n") == 0 and "'fx_nope'" in r.stderr and "line 5" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "missing.md" in r.stderr
     assert not out.exists()
+    src = "---\ntitle: Fixture\n---\n\nThere are {num}`fx_nope` things.\n"
+    with pytest.raises(paper_mod.PaperError, match=r"line 5.*'fx_nope'|'fx_nope'.*line 5"):
+        paper_mod.render(
+            json.loads((FIXTURE / "results.json").read_text()),
+            FIXTURE / "figures",
+            json.loads((FIXTURE / "sources.json").read_text()),
+            {},
+            source=src,
+            where="bad.md",
+        )
 
 
 # ---------------------------------------------------------------- the real paper

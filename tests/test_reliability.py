@@ -440,3 +440,36 @@ def test_make_clean_removes_every_generated_output(tmp_path: Path):
     assert [f for f in made if (copy / f).exists()] == []
     assert (copy / "reports/expected-results.json").exists()
     assert (copy / "reports/expected-figures").is_dir()
+
+
+def test_read_only_reports_is_one_line_and_keeps_the_previous_paper():
+    """Publishing into a `reports/` the user cannot write: one line naming the
+    path, no traceback, and the previous paper untouched."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="kz-readonly-reports-"))
+    base.chmod(0o755)
+    copy = copy_project(base / "copy")
+    reports = copy / "reports"
+    (reports / "paper.html").write_text("previous paper")
+    for p in [copy, *copy.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(0o755 if p.is_dir() else 0o644)
+    reports.chmod(0o555)
+    code = (
+        "from analysis.cli import entry\n"
+        "from analysis.publish import stage_and_publish\n"
+        "from pathlib import Path\n"
+        "main = entry(lambda: stage_and_publish({'paper.html': b'new'}, Path('reports')) or 0)\n"
+        "main.__module__ = 'analysis.paper'\n"
+        "raise SystemExit(main())\n"
+    )
+    try:
+        r = _as_another_user([sys.executable, "-c", code], copy)
+    finally:
+        reports.chmod(0o755)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "permission denied" in lines[0] and "reports" in lines[0], r.stderr
+    no_traceback(r)
+    assert (reports / "paper.html").read_text() == "previous paper"

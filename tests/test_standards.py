@@ -202,7 +202,7 @@ def test_make_runs_with_an_existing_interpreter(tmp_path: Path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert not (root / ".venv").exists()
     assert (root / "data/processed/population.csv").exists()
-    assert (root / "reports/notebooks/01_data.ipynb").exists()
+    assert (root / ".build/out/notebooks/01_data.ipynb").exists()
 
 
 def test_citation_and_licence_metadata():

@@ -198,7 +198,8 @@ def ngo_counts_figure(counts):
                 linewidths=1.3,
             )
     bad = counts[counts["quality"] != "ok"]
-    ax.scatter(bad["year"], bad["count"], marker="x", s=40, color="#a00000", zorder=4)
+    # beside, not over, the point of the same year (the cross marks a value, not a place)
+    ax.scatter(bad["year"] - 0.45, bad["count"], marker="x", s=36, color="#a00000", zorder=4)
     ax.set_yscale("log")
     ax.set_ylim(50, 400_000)  # room for the legend above the data
     ax.set_xlabel("Year")
