@@ -201,6 +201,7 @@ def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[
         f"{int(end['count']):,} {end['status']} ({e_name}, {end['year']}) "
         f"divided by {'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
         f"({s_name}, {start['year']})"
+        + (", so at most this" if start["bound"] == "lower" else "")
     )
     return [Candidate(ratio, kind, what)]
 
