@@ -136,6 +136,11 @@ def verdict(
         if others:
             near = min(others, key=lambda c: abs(c.value - claimed))
             reason += f"; nearest other: {near.what} = {_fmt(near.value)}"
+    defs = [c for c in candidates if c.kind == "definition" and c is not ref]
+    if defs and not any(d.what in reason for d in defs):
+        reason += "; under another definition: " + "; ".join(
+            f"{d.what} = {_fmt(d.value)}" for d in defs
+        )
     return Verdict(INCONSISTENT, ref.value, claimed - ref.value, reason, tuple(candidates))
 
 
@@ -200,8 +205,7 @@ def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[
     what = (
         f"{int(end['count']):,} {end['status']} ({e_name}, {end['year']}) "
         f"divided by {'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
-        f"({s_name}, {start['year']})"
-        + (", so at most this" if start["bound"] == "lower" else "")
+        f"({s_name}, {start['year']})" + (", so at most this" if start["bound"] == "lower" else "")
     )
     return [Candidate(ratio, kind, what)]
 
@@ -281,7 +285,12 @@ def target_year_candidates(claim: pd.Series, events: pd.DataFrame) -> list[Candi
 def target_level_candidates(events: pd.DataFrame) -> list[Candidate]:
     """The 30% level of women in decision-making set by a policy event."""
     return [
-        Candidate(30.0, "same", f"the 30% level set in {e['year']} for decision-making roles")
+        Candidate(
+            30.0,
+            "same",
+            f"the 30% level for decision-making roles set by the strategy of {e['year']} "
+            "(whether the 2016 decree repeats it is not verified)",
+        )
         for _, e in events[events["event"].str.contains("30% women in decision-making")].iterrows()
     ]
 
@@ -406,7 +415,9 @@ def check_all(
                 v.verdict,
                 v.found,
                 v.difference,
-                v.reason + "; also in the data: " + "; ".join(x.what for x in unmatched),
+                v.reason
+                + "; also in the data, not matching: "
+                + "; ".join(f"{x.what} = {_fmt(x.value)}" for x in unmatched),
                 v.candidates,
             )
         hit = next((x for x in cands if x.ref is not None and abs(x.value - claimed) <= tol), None)
@@ -420,6 +431,9 @@ def check_all(
             "unit": c["unit"],
             "tolerance": tol,
             "found": v.found,
+            "found_is_lower_bound": hit is not None
+            and isinstance(hit.ref, pd.Series)
+            and hit.ref.get("bound") == "lower",
             "difference": v.difference,
             "verdict": v.verdict,
             "reason": v.reason,
