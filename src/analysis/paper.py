@@ -50,7 +50,7 @@ import platform
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,9 +166,9 @@ def compress(numbers: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
-def compress_text(numbers: Iterable[int]) -> str:
-    """'1, 3, 5–9' for [1, 3, 5, 6, 7, 8, 9]."""
-    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in compress(numbers))
+def compress_text(numbers: Iterable[int], show: Callable[[int], str] = str) -> str:
+    """'1, 3, 5–9' for [1, 3, 5, 6, 7, 8, 9]; `show` prints each number (e.g. as a link)."""
+    return ", ".join(show(a) if a == b else f"{show(a)}–{show(b)}" for a, b in compress(numbers))
 
 
 def slug(text: str) -> str:
@@ -332,7 +332,7 @@ class Paper:
         def a(n: int) -> str:
             return f'<a class="cite" href="#ref-{esc(nums[n])}">{n}</a>'
 
-        return ", ".join(a(lo) if lo == hi else f"{a(lo)}–{a(hi)}" for lo, hi in compress(nums))
+        return compress_text(nums, a)
 
     def _cites_span(self, nums: dict[int, str], brackets: bool = True) -> str:
         ids = " ".join(nums[n] for n in sorted(nums))
