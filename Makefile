@@ -41,10 +41,12 @@ NODE_TOOLS := node_modules/.installed
 KERNEL := kz-civil-society
 UV := $(shell command -v uv 2>/dev/null)
 
-PKG_SRC := $(sort $(wildcard src/analysis/*.py src/analysis/templates/*)) pyproject.toml
-# what the notebooks import: the paper's assembly and template do not rerun analyses
-ANALYSIS_SRC := $(filter-out src/analysis/paper.py src/analysis/report.py src/analysis/verify.py \
-  src/analysis/progress.py src/analysis/templates/%,$(PKG_SRC))
+# the two layers: the analysis helpers the notebooks import, and the build layer
+ANALYSIS_SRC := $(sort $(wildcard src/analysis/*.py)) pyproject.toml
+PIPELINE_SRC := $(sort $(wildcard src/pipeline/*.py))
+PKG_SRC := $(ANALYSIS_SRC) $(PIPELINE_SRC)
+# what a notebook's run depends on: the helpers, and the runner that executes it
+STAGE_SRC := $(ANALYSIS_SRC) src/pipeline/run.py src/pipeline/fingerprint.py
 RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
 BUILD := .build
 STAMPS := $(BUILD)/params
@@ -88,7 +90,7 @@ else
 endif
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
 	@$(GIT_FILTER)
-	@$(PY) -m analysis.snapshot --env-only
+	@$(PY) -m pipeline.snapshot --env-only
 	@touch $@
 endif
 
@@ -140,7 +142,7 @@ NO_STAMPS_FOR := help clean distclean env git-filter node_modules lock test lint
 ifneq ($(wildcard $(ENV)),)
 ifeq ($(KZ_NO_STAMPS),)
 ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
-STAMP_OUT := $(shell $(PY) -m analysis.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
+STAMP_OUT := $(shell $(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
 ifneq ($(findstring PARAMS-ERROR,$(STAMP_OUT)),)
 $(error $(subst PARAMS-ERROR,,$(STAMP_OUT)))
 endif
@@ -151,7 +153,7 @@ endif
 endif
 endif
 # on a fresh clone the environment comes first, then the snapshots
-SNAPSHOT = @$(PY) -m analysis.snapshot --params $(PARAMS) --owner $$PPID
+SNAPSHOT = @$(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID
 $(STAMPS)/%.json: | $(ENV)
 	$(SNAPSHOT)
 $(NBSNAP)/%.ipynb: | $(ENV)
@@ -163,13 +165,13 @@ $(ENVSNAP): | $(ENV)
 PLAN := $(BUILD)/plan.json
 .PHONY: $(PLAN)
 $(PLAN): $(ENV)
-	@$(PY) -m analysis.progress plan reports/paper.html PARAMS=$(PARAMS)
+	@$(PY) -m pipeline.progress plan reports/paper.html PARAMS=$(PARAMS)
 
 # ---- stages
 # papermill through the runner, on the notebook's snapshot and its section's params
 # snapshot; outputs into .build/out (published by the paper stage)
-$(OUT)/notebooks/%.ipynb: $(NBSNAP)/%.ipynb $(ANALYSIS_SRC) $(ENV) $(ENVSNAP) requirements.lock | $(PLAN)
-	@$(PY) -m analysis.run notebooks/$*.ipynb --build --out $@ --inputs $(filter-out $(ENV),$^)
+$(OUT)/notebooks/%.ipynb: $(NBSNAP)/%.ipynb $(STAGE_SRC) $(ENV) $(ENVSNAP) requirements.lock | $(PLAN)
+	@$(PY) -m pipeline.run notebooks/$*.ipynb --build --out $@ --inputs $(filter-out $(ENV),$^)
 
 # 01_data: validates data/raw, writes data/processed (only files whose content changes)
 $(OUT)/notebooks/01_data.ipynb: $(STAMPS)/data.json $(RAW)
@@ -194,8 +196,8 @@ $(RESULT_FILES): $(OUT)/results/%.json: $(OUT)/notebooks/%.ipynb ;
 ## results: merge the recorded results (published as reports/results.json by `make report`)
 .PHONY: results
 results: $(OUT)/results.json
-$(OUT)/results.json: $(RESULT_FILES) src/analysis/results.py $(ENV)
-	@$(PY) -m analysis.results $(RESULT_FILES) --out $@
+$(OUT)/results.json: $(RESULT_FILES) src/analysis/results.py src/pipeline/merge.py $(ENV)
+	@$(PY) -m pipeline.merge $(RESULT_FILES) --out $@
 
 ## data: validate the raw data package and write data/processed/
 .PHONY: data
@@ -208,8 +210,8 @@ analyses: $(EXECUTED)
 # executed notebooks as HTML pages (code shown), linked from the paper: one process
 # for all of them (nbconvert's start-up is the cost), each page rewritten only if changed
 NOTEBOOK_PAGES := $(EXECUTED:.ipynb=.html)
-$(NOTEBOOK_PAGES) &: $(EXECUTED) src/analysis/report.py $(ENV)
-	@$(PY) -m analysis.report $(if $(filter src/% $(ENV),$?),$(EXECUTED),$(filter %.ipynb,$?))
+$(NOTEBOOK_PAGES) &: $(EXECUTED) src/pipeline/report.py $(ENV)
+	@$(PY) -m pipeline.report $(if $(filter src/% $(ENV),$?),$(EXECUTED),$(filter %.ipynb,$?))
 	@touch $(NOTEBOOK_PAGES)
 
 ## report: build reports/paper.html (sets up the environment if needed)
@@ -220,18 +222,18 @@ report: reports/paper.html
 reports/paper.html: paper/paper.md $(OUT)/results.json $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
   $(ENVSNAP) data/raw/datapackage.json requirements.lock \
   $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS)))
-	@$(PY) -m analysis.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \
+	@$(PY) -m pipeline.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \
 	  $(notdir $(basename $(EXECUTED)))
 
 ## verify: re-execute every notebook in a scratch folder and check every result and figure
 .PHONY: verify
 verify: $(ENV)
-	@$(PY) -m analysis.verify --params $(PARAMS)
+	@$(PY) -m pipeline.verify --params $(PARAMS)
 
 ## record: deliberately update reports/expected-results.json (shows what changed)
 .PHONY: record
 record: $(ENV)
-	@$(PY) -m analysis.verify --record --params $(PARAMS)
+	@$(PY) -m pipeline.verify --record --params $(PARAMS)
 
 ## test: unit, data-validation, notebook tests and the standard tools (pytest)
 .PHONY: test
@@ -272,7 +274,7 @@ lab: $(ENV) $(PROCESSED)
 ## checksums: deliberately record new sha256 sums after editing data/raw/
 .PHONY: checksums
 checksums: $(ENV)
-	$(PY) -m analysis.data --update-checksums
+	$(PY) -m pipeline.checksums --update
 
 ## lock: recompile requirements.lock from the pins in environment.yml (needs uv)
 .PHONY: lock

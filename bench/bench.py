@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from analysis.scratch import copy_project
+from pipeline.scratch import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = ROOT / ".venv" / "bin" / "python"
@@ -145,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(a.reps):
             original = raw.read_text()
             edit(raw, "(subset, do not add)", f"(subset, do not add; bench edit {i})")
-            run([str(PY), "-m", "analysis.data", "--update-checksums"], root)
+            run([str(PY), "-m", "pipeline.checksums", "--update"], root)
             secs, out = run(["make", "report"], root)
             raw_runs.append(secs)
             raw_ran = ran(out)
             raw.write_text(original)
-            run([str(PY), "-m", "analysis.data", "--update-checksums"], root)
+            run([str(PY), "-m", "pipeline.checksums", "--update"], root)
             run(["make", "report"], root)
         print(f"[bench] one raw file changed: {med(raw_runs):.1f}s, ran {raw_ran}", flush=True)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from analysis import data, paths
-from analysis.scratch import copy_project  # noqa: F401  (tests import it from here)
+from pipeline.scratch import copy_project  # noqa: F401  (tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable

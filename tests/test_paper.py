@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from analysis import paper as paper_mod
 from conftest import make, run_module
+from pipeline import paper as paper_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "paper"
@@ -300,7 +300,7 @@ def test_cli_writes_nothing_on_failure(tmp_path: Path):
     previous reports kept, is tests/test_reliability.py)."""
     out = tmp_path / "out" / "paper.html"
     r = run_module(
-        "analysis.paper", "--source", str(tmp_path / "missing.md"), "--out", str(out)
+        "pipeline.paper", "--source", str(tmp_path / "missing.md"), "--out", str(out)
     )  # fmt: skip
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "missing.md" in r.stderr

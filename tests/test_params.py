@@ -7,6 +7,7 @@ import json
 import pytest
 
 from analysis import params, paths
+from pipeline import snapshot
 
 
 def test_project_params_are_valid_and_every_notebook_has_a_section():
@@ -78,12 +79,12 @@ def test_notebook_without_section():
 
 def test_stamps_change_only_with_their_section(tmp_path):
     stamps = tmp_path / "stamps"
-    assert params.write_stamps(None, stamps) == params.SECTIONS
+    assert snapshot.write_stamps(None, stamps) == params.SECTIONS
     before = {p.name: p.stat().st_mtime_ns for p in stamps.iterdir()}
-    assert params.write_stamps(None, stamps) == []
+    assert snapshot.write_stamps(None, stamps) == []
     assert before == {p.name: p.stat().st_mtime_ns for p in stamps.iterdir()}
     changed = write(tmp_path, base_text().replace("10000", "1000"))
-    assert params.write_stamps(changed, stamps) == ["data"]
+    assert snapshot.write_stamps(changed, stamps) == ["data"]
     assert json.loads((stamps / "data.json").read_text())["per_capita_denominator"] == 1000
 
 
@@ -133,5 +134,5 @@ def test_every_data_declaration_names_a_real_column():
 
 
 def test_a_section_snapshot_loads_like_the_file(tmp_path):
-    params.write_stamps(None, tmp_path)
+    snapshot.write_stamps(None, tmp_path)
     assert params.load_section("survey", tmp_path / "survey.json") == params.load_section("survey")

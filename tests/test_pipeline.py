@@ -164,7 +164,7 @@ def test_parliament_notebook_for_another_focus_country(tmp_path: Path):
         .replace("comparators: [KGZ,", "comparators: [KAZ,")
     )
     r = run_module(
-        "analysis.run",
+        "pipeline.run",
         str(project_copy / "notebooks/03_parliament.ipynb"),
         "--params",
         str(params),

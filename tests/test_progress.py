@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from analysis import progress
+from pipeline import progress
 
 
 def test_reason_names_what_changed(tmp_path, monkeypatch):

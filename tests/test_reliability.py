@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis import fingerprint
 from conftest import copy_project, make
+from pipeline import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -107,7 +107,7 @@ def test_runs_outside_make_write_nothing_the_build_reads(built: Path):
             [
                 sys.executable,
                 "-m",
-                "analysis.run",
+                "pipeline.run",
                 "notebooks/04_survey.ipynb",
                 "--params",
                 "other.yaml",
@@ -192,7 +192,7 @@ def test_a_notebook_runs_on_the_params_snapshot_make_tracked(built: Path):
             [
                 sys.executable,
                 "-m",
-                "analysis.run",
+                "pipeline.run",
                 "notebooks/04_survey.ipynb",
                 "--build",
                 "--out",
@@ -305,7 +305,7 @@ def test_a_second_build_is_refused_while_one_runs(built: Path):
     other = subprocess.Popen(["sleep", "60"])
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "analysis.snapshot", "--owner", str(other.pid)],
+            [sys.executable, "-m", "pipeline.snapshot", "--owner", str(other.pid)],
             cwd=built,
             env={**os.environ, "KZ_COMPENDIUM_ROOT": str(built)},
             capture_output=True,
@@ -350,7 +350,7 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
     assert list((built / ".build/tmp").glob("*")) == []
     import tempfile
 
-    from analysis import lock
+    from pipeline import lock
 
     left = [
         d
@@ -376,7 +376,7 @@ def test_installed_versions_that_differ_from_the_lock_are_named(monkeypatch, tmp
 
 # ------------------------------------------------------------------ bad input, permissions
 def test_verify_with_a_missing_params_file_is_one_line():
-    r = run([sys.executable, "-m", "analysis.verify", "--params", "missing.yaml"], cwd=ROOT)
+    r = run([sys.executable, "-m", "pipeline.verify", "--params", "missing.yaml"], cwd=ROOT)
     assert r.returncode == 1 and r.stderr.strip() == "error: missing.yaml: file not found"
 
 
@@ -405,7 +405,7 @@ def test_read_only_raw_data_is_one_line():
         if not p.is_symlink():
             p.chmod(0o555 if p.is_dir() else 0o444)
     try:
-        r = _as_another_user([sys.executable, "-m", "analysis.data", "--update-checksums"], copy)
+        r = _as_another_user([sys.executable, "-m", "pipeline.checksums", "--update"], copy)
     finally:
         for p in [copy, *copy.rglob("*")]:
             if not p.is_symlink():
@@ -457,11 +457,11 @@ def test_read_only_reports_is_one_line_and_keeps_the_previous_paper():
             p.chmod(0o755 if p.is_dir() else 0o644)
     reports.chmod(0o555)
     code = (
-        "from analysis.cli import entry\n"
-        "from analysis.publish import stage_and_publish\n"
+        "from pipeline.cli import entry\n"
+        "from pipeline.publish import stage_and_publish\n"
         "from pathlib import Path\n"
         "main = entry(lambda: stage_and_publish({'paper.html': b'new'}, Path('reports')) or 0)\n"
-        "main.__module__ = 'analysis.paper'\n"
+        "main.__module__ = 'pipeline.paper'\n"
         "raise SystemExit(main())\n"
     )
     try:

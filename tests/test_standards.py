@@ -19,8 +19,8 @@ import nbformat
 import pytest
 import yaml
 
-from analysis.scratch import copy_project
 from conftest import make
+from pipeline.scratch import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable

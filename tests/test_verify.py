@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from analysis import verify
 from conftest import copy_project, edit, make, run_module
+from pipeline import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_verify(root: Path) -> subprocess.CompletedProcess:
-    return run_module("analysis.verify", root=root)
+    return run_module("pipeline.verify", root=root)
 
 
 @pytest.fixture(scope="module")

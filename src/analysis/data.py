@@ -22,13 +22,11 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import io
 import json
 import re
-import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -455,36 +453,3 @@ def update_checksums(base: Path = paths.RAW, validate: bool = True) -> list[str]
             first.args = (f"{first} (and {len(problems) - 1} more invalid file(s))",)
         raise first
     return changed
-
-
-def main(argv: list[str] | None = None) -> int:
-    from analysis.cli import entry
-
-    return entry(_main)(argv)
-
-
-def _main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m analysis.data", description="Validate the raw data package."
-    )
-    ap.add_argument(
-        "--update-checksums",
-        action="store_true",
-        help="validate changed raw files, then record their new sha256 sums",
-    )
-    a = ap.parse_args(argv)
-    if a.update_checksums:
-        try:
-            changed = update_checksums()
-        except DataValidationError as e:
-            print(f"error: {e}; checksum not recorded", file=sys.stderr)
-            return 1
-        print("updated: " + (", ".join(changed) if changed else "nothing changed"))
-    tables = load_all()
-    for name, df in tables.items():
-        print(f"ok  {name:28s} {len(df):4d} rows")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

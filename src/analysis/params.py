@@ -19,7 +19,6 @@ snapshot as well as a params.yaml.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -30,16 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from analysis import paths
-from analysis.io import write_if_changed
-
-
-def _entry(f):  # analysis.cli imports this module: bind lazily
-    def wrapped(*a, **k):
-        from analysis.cli import entry
-
-        return entry(f)(*a, **k)
-
-    return wrapped
 
 
 class ParamsError(ValueError):
@@ -355,42 +344,3 @@ def _refuse_loose_papermill_parameters(section_: str) -> None:
                     f"`papermill -p params_file other.yaml ...` (README, 'Interactive use')"
                 )
             return
-
-
-def write_stamps(params_file: Path | str | None, folder: Path) -> list[str]:
-    """Write one JSON stamp per section; rewrite a stamp only if its section changed.
-
-    Make depends on these stamps, so editing one section of params.yaml
-    reruns only the notebook that uses it (shared keys are part of every stamp).
-    """
-    p = load(params_file)
-    changed = []
-    for name in SECTIONS:
-        text = json.dumps(section(p, name), sort_keys=True, indent=1) + "\n"
-        if write_if_changed(Path(folder) / f"{name}.json", text):
-            changed.append(name)
-    return changed
-
-
-@_entry
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.params")
-    ap.add_argument("params_file", nargs="?", default=None)
-    ap.add_argument("--stamps", type=Path, help="write per-section stamps into this folder")
-    a = ap.parse_args(argv)
-    try:
-        if a.stamps:
-            changed = write_stamps(a.params_file, a.stamps)
-            if changed:
-                print(f"params: sections changed: {', '.join(changed)}")
-        else:
-            load(a.params_file)
-            print(f"{a.params_file or 'params.yaml'}: ok")
-    except ParamsError as e:
-        print(f"error: {e}", file=__import__("sys").stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

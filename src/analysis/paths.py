@@ -14,7 +14,7 @@ own data and writes its own outputs.
 Who writes where: only the build (the runner, started by `make`, which sets
 `KZ_OUTPUT_DIR` to a staging folder it publishes from) writes build outputs.
 Anything else — a notebook run in JupyterLab, `jupyter nbconvert --execute`,
-plain papermill, `python -m analysis.run` by hand — writes its figures, results
+plain papermill, `python -m pipeline.run` by hand — writes its figures, results
 and processed tables under `scratch/outputs/`, which nothing in the build reads.
 """
 

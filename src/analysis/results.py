@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import paths
-from analysis.io import write_atomic, write_if_changed
+from analysis.io import write_if_changed
 
 
 def _clean(v: Any) -> Any:
@@ -169,32 +169,3 @@ def dumps(obj: Any) -> str:
 
 def load(path: Path) -> dict[str, dict]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def merge(files: list[Path], out: Path = paths.BUILD_OUT / "results.json") -> dict:
-    """Merge per-notebook registries; a key recorded by two notebooks is an error."""
-    merged: dict[str, dict] = {}
-    for f in sorted(files):
-        for k, v in load(f).items():
-            if k in merged:
-                raise KeyError(f"result {k!r} recorded by {merged[k]['notebook']} and {f}")
-            merged[k] = v
-    # always rewritten: make compares its date with the per-notebook files
-    write_atomic(out, dumps(merged).encode("utf-8"))
-    return merged
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m analysis.results")
-    ap.add_argument("files", nargs="+", type=Path)
-    ap.add_argument("--out", type=Path, default=paths.BUILD_OUT / "results.json")
-    a = ap.parse_args(argv)
-    n = len(merge(a.files, a.out))
-    print(f"[results] {n} results -> {paths.rel(a.out)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

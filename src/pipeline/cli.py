@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from analysis.data import DataValidationError
-    from analysis.fingerprint import StageError
-    from analysis.lock import BuildLocked
     from analysis.params import ParamsError
     from analysis.paths import NoProjectRoot
+    from pipeline.fingerprint import StageError
+    from pipeline.lock import BuildLocked
 
     return (DataValidationError, ParamsError, BuildLocked, StageError, NoProjectRoot)
 

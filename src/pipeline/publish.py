@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 from analysis import paths
-from analysis.fingerprint import sha256
+from pipeline.fingerprint import sha256
 
 MANIFEST = "provenance.json"
 MARKER = ".publishing"

@@ -26,12 +26,12 @@ Front matter (YAML between --- lines): title, description. `(label)=` on the
 line before a heading sets its id (otherwise a slug of its text); the table of
 contents lists the level-2 headings.
 
-    python -m analysis.paper [--source paper/paper.md] [--build .build/out]
+    python -m pipeline.paper [--source paper/paper.md] [--build .build/out]
                              [--stamps .build/params] [--out reports/paper.html] [NN_name ...]
 
 It checks every stage's fingerprint first (nothing stale is published), then
 publishes the paper with the results, figures and executed notebooks it was
-made from, together (analysis.publish).
+made from, together (pipeline.publish).
 
 The output is one self-contained HTML file (styles inline, figures as data
 URIs, no script, no external request), deterministic for the same inputs (the
@@ -211,7 +211,7 @@ def git_info(root: Path = paths.ROOT) -> dict[str, Any]:
 def lock_versions(names: list[str], lock: Path = paths.LOCK_FILE) -> dict:
     """The versions that actually ran (the environment snapshot), noting any
     difference from requirements.lock."""
-    from analysis.fingerprint import env_versions
+    from pipeline.fingerprint import env_versions
 
     return env_versions(names)
 
@@ -866,7 +866,7 @@ class StaleOutputs(PaperError):
 
 def check_fingerprints(build: Path, notebooks: list[str]) -> dict[str, dict]:
     """Every stage's fingerprint must match the current files; return them all."""
-    from analysis import fingerprint, publish
+    from pipeline import fingerprint, publish
 
     provenance, stale = {}, []
     for name in notebooks:
@@ -895,7 +895,7 @@ def delivered_files(build: Path, html: str, provenance: dict) -> dict[str, bytes
     """Everything reports/ receives, with the manifest of their hashes."""
     import hashlib
 
-    from analysis import publish
+    from pipeline import publish
 
     files: dict[str, bytes] = {"paper.html": html.encode("utf-8")}
     files["results.json"] = (build / "results.json").read_bytes()
@@ -915,7 +915,7 @@ def delivered_files(build: Path, html: str, provenance: dict) -> dict[str, bytes
 
 def _entry(f):
     def wrapped(*a, **k):
-        from analysis.cli import entry
+        from pipeline.cli import entry
 
         return entry(f)(*a, **k)
 
@@ -924,10 +924,10 @@ def _entry(f):
 
 @_entry
 def main(argv: list[str] | None = None) -> int:
-    from analysis import publish
     from analysis import results as results_mod
+    from pipeline import publish
 
-    ap = argparse.ArgumentParser(prog="python -m analysis.paper")
+    ap = argparse.ArgumentParser(prog="python -m pipeline.paper")
     ap.add_argument("--source", type=Path, default=SOURCE, help="the paper's Markdown")
     ap.add_argument("--build", type=Path, default=paths.BUILD_OUT, help="the build's outputs")
     ap.add_argument("--stamps", type=Path, default=paths.BUILD / "params")

@@ -1,7 +1,7 @@
 """Reviewer's check: re-execute everything from raw data and compare every result.
 
-    python -m analysis.verify            # make verify
-    python -m analysis.verify --record   # make record: update the committed record
+    python -m pipeline.verify            # make verify
+    python -m pipeline.verify --record   # make record: update the committed record
 
 Steps (each reported):
 1. raw data: every file's sha256 against datapackage.json, and against the record;
@@ -40,8 +40,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from analysis import paths
-from analysis.cli import entry
 from analysis.io import write_atomic, write_if_changed
+from pipeline.cli import entry
 
 RECORD = paths.REPORTS / "expected-results.json"
 REFERENCE_FIGURES = paths.REPORTS / "expected-figures"
@@ -141,8 +141,8 @@ def check_environment(lock: Path = paths.ROOT / "requirements.lock") -> list[Row
 def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     """Build everything from raw data in a scratch copy of the project (the same
     `make report` a reader runs); return its reports/ folder."""
-    from analysis.paper import git_info
-    from analysis.scratch import copy_project
+    from pipeline.paper import git_info
+    from pipeline.scratch import copy_project
 
     copy_project(scratch)
     shutil.copy(params_file, scratch / ".verify-params.yaml")
@@ -437,7 +437,7 @@ def print_table(title: str, rows: list[Row], only_problems: bool = False) -> Non
 
 @entry
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.verify")
+    ap = argparse.ArgumentParser(prog="python -m pipeline.verify")
     ap.add_argument("--params", type=Path, default=paths.PARAMS)
     ap.add_argument("--record", action="store_true", help="update the committed record")
     ap.add_argument("--out", type=Path, default=paths.REPORTS / "verification.html")

@@ -1,6 +1,6 @@
 """Build-wide progress: position in the build, why a notebook runs, time left.
 
-`make` asks for a plan before running anything (`python -m analysis.progress plan`):
+`make` asks for a plan before running anything (`python -m pipeline.progress plan`):
 the notebooks that `make -n` would execute, in order. The runner then prints one
 line when a notebook starts and one when it ends:
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[:1] == ["plan"]:
         plan(args[1:])
         return 0
-    print("usage: python -m analysis.progress plan [make arguments]", file=sys.stderr)
+    print("usage: python -m pipeline.progress plan [make arguments]", file=sys.stderr)
     return 2
 
 

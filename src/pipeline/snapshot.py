@@ -1,6 +1,6 @@
 """What make runs while it reads the Makefile, before any stage (one quick process).
 
-    python -m analysis.snapshot --params params.yaml --owner <make pid>
+    python -m pipeline.snapshot --params params.yaml --owner <make pid>
 
 1. takes the build lock for this make (a second build in the checkout is refused)
    and removes what a killed build left behind;
@@ -20,15 +20,34 @@ Any problem: one line on stderr, exit status 1.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
-from analysis import fingerprint, lock, params, paths, publish
-from analysis.cli import entry
+from analysis import params, paths
+from analysis.io import write_if_changed
+from pipeline import fingerprint, lock, publish
+from pipeline.cli import entry
+
+
+def write_stamps(params_file: Path | str | None, folder: Path) -> list[str]:
+    """Write one JSON stamp per section; rewrite a stamp only if its section changed.
+
+    Make depends on these stamps, so editing one section of params.yaml
+    reruns only the notebook that uses it (shared keys are part of every stamp).
+    """
+    p = params.load(params_file)
+    changed = []
+    for name in params.SECTIONS:
+        text = json.dumps(params.section(p, name), sort_keys=True, indent=1) + "\n"
+        if write_if_changed(Path(folder) / f"{name}.json", text):
+            changed.append(name)
+    return changed
 
 
 @entry
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.snapshot")
+    ap = argparse.ArgumentParser(prog="python -m pipeline.snapshot")
     ap.add_argument("--params", default=None, help="parameters file (default params.yaml)")
     ap.add_argument("--owner", type=int, default=None, help="pid of the make that builds")
     ap.add_argument("--env-only", action="store_true", help="only the environment snapshot")
@@ -38,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.owner:
         lock.acquire(a.owner)
-    changed = params.write_stamps(a.params, paths.BUILD / "params")
+    changed = write_stamps(a.params, paths.BUILD / "params")
     if changed:
         print(f"params: sections changed: {', '.join(changed)}")
     fingerprint.write_notebook_snapshots()

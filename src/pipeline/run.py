@@ -1,8 +1,8 @@
 """Execute one notebook with papermill, with its parameters.
 
-    make (the build):  python -m analysis.run notebooks/02_ngo.ipynb --build \
+    make (the build):  python -m pipeline.run notebooks/02_ngo.ipynb --build \
                          --out .build/out/notebooks/02_ngo.ipynb --inputs <prerequisites>
-    by hand:           python -m analysis.run notebooks/02_ngo.ipynb [--params other.yaml]
+    by hand:           python -m pipeline.run notebooks/02_ngo.ipynb [--params other.yaml]
 
 - In the build (`--build`), the notebook that runs is its snapshot
   `.build/notebooks/<name>.ipynb` and its parameters are the section snapshot
@@ -33,11 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from analysis import fingerprint, lock, paths
 from analysis import params as params_mod
-from analysis.cli import entry
+from analysis import paths
 from analysis.io import write_atomic, write_if_changed
-from analysis.progress import Progress
+from pipeline import fingerprint, lock
+from pipeline.cli import entry
+from pipeline.progress import Progress
 
 VOLATILE_CELL_KEYS = ("execution", "papermill")
 VOLATILE_NB_PAPERMILL = (
@@ -228,7 +229,7 @@ def execute(
 
 @entry
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.run", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.split("\n")[0])
     ap.add_argument("notebook", type=Path)
     ap.add_argument(
         "--params", type=Path, default=None, help="parameters file (by hand; default params.yaml)"

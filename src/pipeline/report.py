@@ -4,7 +4,7 @@ The paper links to these pages under each figure, for readers who want the
 code behind it: reports/notebooks/NN_name.html, inline styles, no script and
 nothing loaded from elsewhere, written atomically.
 
-    python -m analysis.report reports/notebooks/02_ngo.ipynb --out reports/notebooks/02_ngo.html
+    python -m pipeline.report reports/notebooks/02_ngo.ipynb --out reports/notebooks/02_ngo.html
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def export(executed: Path, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.report")
+    ap = argparse.ArgumentParser(prog="python -m pipeline.report")
     ap.add_argument("executed", type=Path, nargs="+")
     ap.add_argument(
         "--out",
