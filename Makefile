@@ -5,7 +5,7 @@
 #   .build/out/* --(fingerprints checked)--> reports/paper.html + results, figures,
 #                                             notebooks, published together
 #
-# Every stage lists all it depends on: its notebook (a snapshot without outputs),
+# Every stage depends on all it uses: its notebook (a snapshot without outputs),
 # its params section (a snapshot rewritten only when that section changes), its
 # input files, the `analysis` package sources and the environment (built from
 # the lock file; a snapshot of what is installed). One build at a time per
@@ -55,8 +55,9 @@ OUT := $(BUILD)/out
 NBSNAP := $(BUILD)/notebooks
 ENVSNAP := $(BUILD)/env.json
 
-SECTIONS := data ngo parliament survey claims
-# stages: notebooks/NN_<section>.ipynb only (a copy such as 02_ngo-Copy1.ipynb is not one)
+# stages: notebooks/NN_<section>.ipynb for each section of params.yaml (its top-level
+# keys but `shared`); a copy such as 02_ngo-Copy1.ipynb is not one
+SECTIONS := $(filter-out shared,$(shell sed -n 's/^\([a-z][a-z0-9_]*\):.*/\1/p' $(PARAMS) 2>/dev/null))
 NOTEBOOKS := $(sort $(foreach s,$(SECTIONS),$(wildcard notebooks/[0-9][0-9]_$(s).ipynb)))
 EXECUTED := $(patsubst notebooks/%,$(OUT)/notebooks/%,$(NOTEBOOKS))
 PROCESSED := $(addprefix data/processed/,$(notdir $(filter-out %/datapackage.json,$(RAW)))) \
@@ -138,7 +139,7 @@ endif
 # build lock, one params snapshot per section (rewritten only when that section
 # changes), notebook snapshots, the environment snapshot, and the delivered-reports
 # check (analysis/snapshot.py).
-NO_STAMPS_FOR := help clean distclean env git-filter node_modules lock test lint checksums bench verify record
+NO_STAMPS_FOR := help clean distclean env git-filter node_modules lock test lint checksums bench verify record notebook
 ifneq ($(wildcard $(ENV)),)
 ifeq ($(KZ_NO_STAMPS),)
 ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
@@ -173,23 +174,21 @@ $(PLAN): $(ENV)
 $(OUT)/notebooks/%.ipynb: $(NBSNAP)/%.ipynb $(STAGE_SRC) $(ENV) $(ENVSNAP) requirements.lock | $(PLAN)
 	@$(PY) -m pipeline.run notebooks/$*.ipynb --build --out $@ --inputs $(filter-out $(ENV),$^)
 
-# 01_data: validates data/raw, writes data/processed (only files whose content changes)
-$(OUT)/notebooks/01_data.ipynb: $(STAMPS)/data.json $(RAW)
-$(PROCESSED): $(OUT)/notebooks/01_data.ipynb ;
-
-# analyses: each notebook's params section and the processed tables it reads
-P := data/processed
-$(OUT)/notebooks/02_ngo.ipynb: $(STAMPS)/ngo.json $(P)/ngo_counts.csv \
-  $(P)/ngo_activity_areas.csv $(P)/ngo_state_funding.csv $(P)/civic_space_scores.csv \
-  $(P)/civic_space_indices.csv $(P)/civic_space_ratings.csv
-$(OUT)/notebooks/03_parliament.ipynb: $(STAMPS)/parliament.json \
-  $(P)/women_parliament_elections.csv $(P)/women_parliament_tiers.csv $(P)/women_parliament_annual.csv
-$(OUT)/notebooks/04_survey.ipynb: $(STAMPS)/survey.json $(P)/survey_results.csv $(P)/surveys.csv
-$(OUT)/notebooks/05_claims.ipynb: $(STAMPS)/claims.json $(P)/claims.csv $(P)/ngo_counts.csv $(P)/ngo_growth_statements.csv \
-  $(P)/ngo_state_funding.csv $(P)/women_parliament_annual.csv \
-  $(P)/women_parliament_elections.csv $(P)/policy_events.csv
+# Each stage's inputs are declared once: its params section (the stamp of the section
+# its name carries) and the tables it reads, which the runner records when it runs
+# (.build/deps/<notebook>.mk, like a compiler's dependency files). Before its first
+# run a stage waits for every processed table.
+$(foreach s,$(SECTIONS),$(foreach nb,$(wildcard notebooks/[0-9][0-9]_$(s).ipynb),\
+  $(eval $(OUT)/notebooks/$(notdir $(nb)): $(STAMPS)/$(s).json)))
+# the data stage: validates data/raw, writes data/processed (only files whose content changes)
+DATA_STAGE := $(filter %_data.ipynb,$(patsubst notebooks/%,$(OUT)/notebooks/%,$(NOTEBOOKS)))
+$(DATA_STAGE): $(RAW)
+$(PROCESSED): $(DATA_STAGE) ;
+$(foreach t,$(filter-out $(DATA_STAGE),$(EXECUTED)),\
+  $(if $(wildcard $(BUILD)/deps/$(notdir $(t:.ipynb=.mk))),,$(eval $(t): $(PROCESSED))))
+-include $(wildcard $(BUILD)/deps/*.mk)
 # figures and per-notebook results are written by the runner with the executed copy
-ANALYSES := $(filter-out $(OUT)/notebooks/01_data.ipynb,$(EXECUTED))
+ANALYSES := $(filter-out $(DATA_STAGE),$(EXECUTED))
 RESULT_FILES := $(patsubst $(OUT)/notebooks/%.ipynb,$(OUT)/results/%.json,$(ANALYSES))
 $(RESULT_FILES): $(OUT)/results/%.json: $(OUT)/notebooks/%.ipynb ;
 
@@ -201,7 +200,7 @@ $(OUT)/results.json: $(RESULT_FILES) src/analysis/results.py src/pipeline/merge.
 
 ## data: validate the raw data package and write data/processed/
 .PHONY: data
-data: $(OUT)/notebooks/01_data.ipynb
+data: $(DATA_STAGE)
 
 ## analyses: execute every notebook (into .build/out/; `make report` publishes them)
 .PHONY: analyses
@@ -265,6 +264,11 @@ check: $(ENV) $(NODE_TOOLS) reports/paper.html
 	$(PY) -m mypy
 	$(PY) -m pre_commit run --all-files --show-diff-on-failure
 	$(PY) tools/check_html.py reports/paper.html $(NOTEBOOK_PAGES)
+
+## notebook: scaffold a new stage: make notebook NAME=<section> (notebook, params entry, schema)
+.PHONY: notebook
+notebook: $(ENV)
+	@$(PY) -m pipeline.scaffold $(NAME)
 
 ## lab: open JupyterLab on the project kernel
 .PHONY: lab

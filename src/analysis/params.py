@@ -10,7 +10,8 @@ Also rejected, with the line: a key or section given twice (YAML would silently
 keep the last), an impossible date. Values that name something in the data (a
 country, an index, a survey item) are checked against the raw tables when the
 file is loaded: each such key declares where its values must exist, with
-`in_data("table.column")` (add the declaration when you add such a key).
+`in_data("table.column")`. The schema, one model per section, is in
+`analysis/schema.py`.
 
 The build runs each notebook on a snapshot of its section (`.build/params/
 <section>.json`, written when make starts): `load_section` accepts such a
@@ -22,102 +23,29 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from analysis import paths
+from analysis.schema import SECTION_MODELS as _SECTION_MODELS
+from analysis.schema import SharedParams, Strict, in_data  # noqa: F401  (re-exported)
 
 
 class ParamsError(ValueError):
     """Malformed or invalid parameters file."""
 
 
-def in_data(where: str, *, match: str = "exact", **field: Any) -> Any:
-    """A field whose values (a value or a list of them) must exist in the data.
-
-    `where` is "table.column" of data/raw (a datapackage resource), or
-    "sources.id" for the data package's source ids. `match="prefix"`: each value
-    must be the start of some value in that column.
-    """
-    return Field(json_schema_extra={"in_data": where, "match": match}, **field)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class FigureParams(_Strict):
-    width_in: float = Field(gt=0, le=20)
-    height_in: float = Field(gt=0, le=20)
-    dpi: int = Field(ge=50, le=600)
-    palette: str
-
-
-class SharedParams(_Strict):
-    focus_country: str = in_data("women_parliament_annual.iso3", pattern=r"^[A-Z]{3}$")
-    comparators: list[str] = in_data("women_parliament_annual.iso3")
-    world: str = in_data("women_parliament_annual.iso3", pattern=r"^[A-Z]{3}$")
-    confidence_level: float = Field(gt=0.5, lt=1)
-    figure: FigureParams
-
-
-class DataParams(_Strict):
-    per_capita_denominator: int = Field(gt=0)
-
-
-class NgoParams(_Strict):
-    growth_series: Literal[
-        "ministry_register", "moj_noncommercial", "bns_statistical", "early_secondary"
-    ]
-    growth_status: Literal["registered", "active"]
-    reference_year: int = Field(ge=1990, le=2030)
-    civic_index: str = in_data("civic_space_indices.index_id")
-    freedom_house_index: str = in_data("civic_space_indices.index_id")
-    growth_min_span_years: int = Field(ge=1, le=30)
-
-
-class ParliamentParams(_Strict):
-    mazhilis_2023_women: Literal[18, 19]
-    preferred_sources: list[str] = in_data("women_parliament_elections.source_id")
-    annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
-    target_pct: float = Field(gt=0, le=100)
-    parity_pct: float = Field(gt=0, le=100)
-    first_quota_election: int = Field(ge=1990, le=2030)
-
-
-class SurveyParams(_Strict):
-    granularity_percents: list[float]
-    granularity_decimals: int = Field(ge=0, le=3)
-    granularity_n_max: int = Field(ge=10, le=100000)
-    granularity_rounding: Literal["half_up", "half_even"]
-    no_interval_questions: list[str] = in_data("survey_results.question_id", match="prefix")
-    caf_items: list[str] = in_data("survey_results.question_id")
-
-
-class ClaimsParams(_Strict):
-    annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
-    preferred_sources: list[str] = in_data("women_parliament_elections.source_id")
-    mazhilis_2023_women: Literal[18, 19]
-    civic_index: str = in_data("civic_space_indices.index_id")
-
-
-class Params(_Strict):
-    shared: SharedParams
-    data: DataParams
-    ngo: NgoParams
-    parliament: ParliamentParams
-    survey: SurveyParams
-    claims: ClaimsParams
-
-
-SECTIONS = [name for name in Params.model_fields if name != "shared"]
-_SECTION_MODELS: dict[str, type[BaseModel]] = {
-    name: Params.model_fields[name].annotation  # type: ignore[misc]
-    for name in SECTIONS
-}
+# the whole file: `shared` plus one section per registered model (analysis.schema)
+Params = create_model(  # type: ignore[call-overload]
+    "Params",
+    __base__=Strict,
+    shared=(SharedParams, ...),
+    **{name: (model, ...) for name, model in _SECTION_MODELS.items()},
+)
+SECTIONS = list(_SECTION_MODELS)
 
 
 def _key_path(loc: tuple) -> str:
@@ -205,7 +133,7 @@ def _validation_message(name: str, e: ValidationError, prefix: tuple = ()) -> Pa
     return ParamsError(f"{name}: key '{_key_path(prefix + tuple(first['loc']))}': {msg}{more}")
 
 
-def load(path: Path | str | None = None, check_data: bool = True) -> Params:
+def load(path: Path | str | None = None, check_data: bool = True) -> Any:
     """Parse and validate a parameters file (default: the project's params.yaml).
 
     With `check_data`, values declared with `in_data` must exist in data/raw.
@@ -232,6 +160,8 @@ def _column_values(where: str) -> set[str]:
     table, _, column = where.partition(".")
     if table == "sources":
         return data.source_ids()
+    if table == "tables":
+        return {r["name"] for r in data.package()["resources"]}
     res = data.resource(table)
     with open(paths.RAW / res["path"], newline="", encoding="utf-8") as fh:
         return {row.get(column) or "" for row in csv.DictReader(fh)}
@@ -279,7 +209,7 @@ def section_name(notebook: str | Path) -> str:
     return m.group(1)
 
 
-def section(params: Params, name: str) -> dict[str, Any]:
+def section(params: Any, name: str) -> dict[str, Any]:
     """The flat dict a notebook receives: shared keys, then its own section."""
     if name not in SECTIONS:
         raise ParamsError(f"unknown params section {name!r} (known: {SECTIONS})")

@@ -78,3 +78,17 @@ def rel(path: Path | str) -> str:
         return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def note_read(path: Path) -> None:
+    """Tell the build that the running notebook read `path` (a processed table).
+
+    The runner sets `KZ_READS_LOG` for the kernel; after a successful run it
+    turns the list into the notebook's prerequisites (`.build/deps/<notebook>.mk`)
+    and fingerprints them, so a stage's inputs are declared nowhere by hand: the
+    notebook reruns when a table it read changes. Outside the build: nothing.
+    """
+    log = os.environ.get("KZ_READS_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(rel(path) + "\n")

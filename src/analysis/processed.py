@@ -108,6 +108,7 @@ def read(name: str, folder: Path | None = None) -> pd.DataFrame:
     path = folder / f"{name}.csv"
     if not path.exists():
         raise FileNotFoundError(f"{paths.rel(path)} is missing: run `make data` first")
+    paths.note_read(path)
     df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
     types = {}
     try:

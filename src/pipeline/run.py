@@ -105,6 +105,21 @@ def publish(staging: Path, notebook: str, out: Path, processed: Path) -> dict[st
     return made
 
 
+DEPS = paths.BUILD / "deps"
+
+
+def write_deps(out: Path, read: list[str]) -> None:
+    """`.build/deps/<notebook>.mk`: the tables this run read, as make prerequisites.
+
+    The Makefile includes these files, so each stage's inputs are what it really
+    read (like a compiler's -MD dependency files). A table that no longer exists
+    gets an empty rule, so make reruns the notebook instead of stopping.
+    """
+    target = paths.rel(out)
+    lines = [f"{target}: {' '.join(read)}".rstrip()] + [f"{r}:" for r in read]
+    write_if_changed(DEPS / f"{out.stem}.mk", "\n".join(lines) + "\n")
+
+
 def _failure_message(notebook: Path, nb: dict | None, err: Exception) -> str:
     lines = [f"FAILED {paths.rel(notebook)}"]
     cell_index = getattr(err, "exec_count", None)
@@ -166,6 +181,9 @@ def execute(
     staging.mkdir()
     env_before = os.environ.get("KZ_OUTPUT_DIR")
     os.environ["KZ_OUTPUT_DIR"] = str(staging)  # inherited by the kernel
+    reads_log = work / "reads.txt"  # the processed tables the notebook reads
+    if build:
+        os.environ["KZ_READS_LOG"] = str(reads_log)
     os.environ["KZ_COMPENDIUM_ROOT"] = str(paths.ROOT)
     # Local IPC sockets and the connection file in a private folder: no TCP port,
     # no "unencrypted TCP" warning; removed here, or by the next build if killed.
@@ -204,8 +222,11 @@ def execute(
         if build:
             import hashlib
 
+            read = sorted(set(reads_log.read_text().split())) if reads_log.exists() else []
+            read = [r for r in read if r not in made]  # the data stage reads what it wrote
+            write_deps(out, read)
             made[paths.rel(out)] = hashlib.sha256(blob).hexdigest()
-            prov = fingerprint.record(notebook.stem, inputs or [], made, values)
+            prov = fingerprint.record(notebook.stem, sorted({*(inputs or []), *read}), made, values)
             write_if_changed(
                 fingerprint.PROVENANCE / f"{notebook.stem}.json",
                 json.dumps(prov, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
@@ -213,6 +234,7 @@ def execute(
         write_atomic(out, blob)  # last: the make target exists only with its fingerprint
     finally:
         signal.signal(signal.SIGTERM, previous)
+        os.environ.pop("KZ_READS_LOG", None)
         if env_before is None:
             os.environ.pop("KZ_OUTPUT_DIR", None)
         else:
