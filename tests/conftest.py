@@ -10,12 +10,54 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from analysis import data, paths
-from pipeline.scratch import copy_project  # noqa: F401  (tests import it from here)
+from pipeline import scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+FIXTURE_PARAMS = ROOT / "tests" / "fixtures" / "params.yaml"
+
+
+def fixture_params_text(base: Path = paths.PARAMS) -> str:
+    """The project's params.yaml with the fixture values of tests/fixtures/params.yaml.
+
+    Every section and key of the project is kept (a new notebook's section too);
+    where the fixture has the same key, its value is used. Tests that need specific
+    values therefore never depend on the working params.yaml.
+    """
+    project = yaml.safe_load(base.read_text(encoding="utf-8"))
+    fixture = yaml.safe_load(FIXTURE_PARAMS.read_text(encoding="utf-8"))
+    for name, values in project.items():
+        own = fixture.get(name, {})
+        project[name] = {k: own.get(k, v) for k, v in values.items()}
+    return "# fixture parameters (tests/conftest.py)\n" + yaml.dump(
+        project, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000
+    )
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block mappings, lists on one line (as the project writes them)."""
+
+
+_Dumper.add_representer(
+    list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+)
+
+
+def fixture_params(folder: Path, name: str = "params.yaml") -> Path:
+    """Write the fixture parameters into folder/name; return its path."""
+    out = folder / name
+    out.write_text(fixture_params_text(), encoding="utf-8")
+    return out
+
+
+def copy_project(dst: Path) -> Path:
+    """A scratch copy of the project (pipeline.scratch) with the fixture parameters."""
+    scratch.copy_project(dst)
+    fixture_params(dst)
+    return dst
 
 
 @pytest.fixture
@@ -43,7 +85,7 @@ def project_copy(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     shutil.copytree(paths.RAW, root / "data" / "raw")
     (root / "data" / "processed").mkdir(parents=True)
-    shutil.copy(paths.PARAMS, root / "params.yaml")
+    fixture_params(root)
     shutil.copytree(paths.NOTEBOOKS, root / "notebooks")
     return root
 

@@ -226,7 +226,9 @@ def execute(
             read = [r for r in read if r not in made]  # the data stage reads what it wrote
             write_deps(out, read)
             made[paths.rel(out)] = hashlib.sha256(blob).hexdigest()
-            prov = fingerprint.record(notebook.stem, sorted({*(inputs or []), *read}), made, values)
+            # its tables are those it read, not those make waited for before its first run
+            given = [i for i in inputs or [] if not i.startswith("data/processed/")]
+            prov = fingerprint.record(notebook.stem, sorted({*given, *read}), made, values)
             write_if_changed(
                 fingerprint.PROVENANCE / f"{notebook.stem}.json",
                 json.dumps(prov, indent=1, sort_keys=True, ensure_ascii=False) + "\n",

@@ -161,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("section", nargs="?", default="")
     a = ap.parse_args(argv)
     if not a.section:
-        print("usage: make notebook NAME=<section>  (e.g. make notebook NAME=media)", file=sys.stderr)
+        print(
+            "usage: make notebook NAME=<section>  (e.g. make notebook NAME=media)", file=sys.stderr
+        )
         return 2
     written = scaffold(a.section)
     print(f"[notebook] wrote {', '.join(written)}")
