@@ -263,7 +263,7 @@ check: $(ENV) $(NODE_TOOLS) reports/paper.html
 	$(PY) -m frictionless validate data/raw/datapackage.json
 	$(PY) -m mypy
 	$(PY) -m pre_commit run --all-files --show-diff-on-failure
-	$(PY) tools/check_html.py reports/paper.html $(NOTEBOOK_PAGES)
+	$(PY) -m pipeline.check_html reports/paper.html $(NOTEBOOK_PAGES)
 
 ## notebook: scaffold a new stage: make notebook NAME=<section> (notebook, params entry, schema)
 .PHONY: notebook

@@ -19,6 +19,7 @@ from bs4 import BeautifulSoup
 
 from conftest import make, run_module
 from pipeline import paper as paper_mod
+from pipeline.check_html import CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "paper"
@@ -453,14 +454,7 @@ def test_paper_in_headless_chromium(built: Path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            args=CHROMIUM_ARGS,
         )
         ctx = browser.new_context(offline=True, viewport={"width": 1000, "height": 1400})
         page = ctx.new_page()

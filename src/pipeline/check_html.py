@@ -1,6 +1,6 @@
 """Check HTML pages with the ecosystem's own tools: the Nu HTML checker and axe-core.
 
-Usage: python tools/check_html.py reports/paper.html reports/notebooks/*.html
+Usage: python -m pipeline.check_html reports/paper.html reports/notebooks/*.html
 
 - Nu HTML checker (`vnu.jar` from the npm package vnu-jar, run by Java): no error.
 - axe-core (npm package axe-core, injected into headless Chromium through
@@ -21,7 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# the checkout that holds node_modules/ (the HTML checkers are tools, not project data)
+ROOT = Path(__file__).resolve().parents[2]
 VNU_JAR = ROOT / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
 AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
@@ -108,7 +109,7 @@ def axe(files: list[Path]) -> tuple[list[str], int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python tools/check_html.py", description=__doc__.split("\n")[0]
+        prog="python -m pipeline.check_html", description=__doc__.split("\n")[0]
     )
     ap.add_argument("files", type=Path, nargs="+")
     ap.add_argument("--only", choices=["vnu", "axe"], help="run one checker only")
