@@ -28,6 +28,9 @@ BOUND_LABELS = {"point": "as stated", "approximate": "approximate", "lower": "lo
 
 
 def apply_theme(params: dict) -> None:
+    """Set the compendium's figure style (seaborn theme, sizes, fonts, a fixed SVG
+    hash salt) from a notebook's params: `params["figure"]` holds `palette`,
+    `width_in`, `height_in` and `dpi`. Call it once, before the first figure."""
     fig = params["figure"]
     sns.set_theme(context="notebook", style="whitegrid", palette=fig["palette"])
     matplotlib.rcParams.update(
@@ -48,6 +51,7 @@ def apply_theme(params: dict) -> None:
 
 
 def palette(n: int) -> list:
+    """`n` colours of the theme's colour-blind-safe palette (after `apply_theme`)."""
     return sns.color_palette(
         matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][:n] if n <= 10 else "colorblind",
         n,
@@ -55,8 +59,16 @@ def palette(n: int) -> list:
 
 
 def new(height_in: float | None = None, ncols: int = 1, **kw):
-    """A figure (and axes) in the compendium's size, with constrained layout, so
-    titles, labels and legends are fitted inside the canvas."""
+    """A new figure and its axes, in the compendium's size (set by `apply_theme`),
+    with constrained layout, so titles, labels and legends fit inside the canvas.
+
+    height_in: the figure's height in inches (default: the theme's);
+    ncols: side-by-side panels (then `ax` is an array of axes);
+    kw: passed to `matplotlib.pyplot.subplots` (e.g. `sharey=True`).
+    Returns (fig, ax). Finish with `source_line` and `save`.
+
+    >>> fig, ax = plots.new(height_in=3.5)
+    """
     fig, ax = plt.subplots(1, ncols, layout="constrained", **kw)
     if height_in:
         fig.set_figheight(height_in)
@@ -71,8 +83,16 @@ def _publisher(source: dict) -> str:
 
 
 def source_line(fig, source_ids: list[str]) -> None:
-    """A short data line under the figure: the publishers when there are few,
-    otherwise how many sources (the paper cites them by number in the caption)."""
+    """Write a short data line at the bottom left of `fig`: "Data: <publishers>."
+    when the source ids resolve to at most three publishers, otherwise
+    "Data: N published sources, cited in the caption." (the paper cites them by
+    number in the caption).
+
+    source_ids: the source ids of the rows drawn (e.g. `counts["source_id"]`;
+    duplicates are fine, ids unknown to the data package are ignored).
+
+    >>> plots.source_line(fig, ccsi["source_id"])
+    """
     pkg = {s["id"]: s for s in data.package()["sources"]}
     ids = sorted(set(source_ids))
     names = sorted({_publisher(pkg[i]) for i in ids if i in pkg})
@@ -134,13 +154,32 @@ def save(
     *,
     alt: str,
     caption: str,
-    source_ids: list[str],
-    raw_files: list[str],
     notebook: str,
+    of=None,
+    source_ids=None,
+    raw_files: list[str] | None = None,
     folder: Path = paths.FIGURES,
 ):
-    """Save `fig` as name.svg/.png with a JSON sidecar; return an SVG to display."""
+    """Save `fig` as name.svg/.png with a JSON sidecar; return an SVG to display.
+
+    The sidecar records the alt text, the caption, the notebook, the source ids
+    and the raw files (with sha256) the figure was drawn from: `of` gives the
+    rows drawn (frames read by `processed.read`, or a list of them), from which
+    both are derived; `source_ids` and `raw_files` (names in data/raw/) name
+    them explicitly instead. Refuses a figure with text outside its canvas.
+
+    >>> plots.save(fig, "fig_ngo_areas", notebook="02_ngo", of=areas, caption=..., alt=...)
+    """
     from IPython.display import SVG
+
+    if of is not None:
+        from analysis.results import provenance
+
+        files, ids = provenance(of)
+        raw_files = files if raw_files is None else raw_files
+        source_ids = ids if source_ids is None else source_ids
+    if source_ids is None or raw_files is None:
+        raise ValueError(f"figure {name}: pass the rows drawn (of=) or source_ids= and raw_files=")
 
     clipped = canvas_overflow(fig)
     if clipped:
