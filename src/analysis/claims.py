@@ -109,6 +109,11 @@ def verdict(
     tol: float | None = None,
     no_data_reason: str = "no comparable value in the data",
 ) -> Verdict:
+    """The verdict on one claimed value given the candidates found in the data:
+    consistent (a "same" candidate within `tol`, default the claim's own
+    precision), consistent with a different definition, inconsistent (a value
+    matching another year is called mis-dated), or cannot check (no candidate;
+    the reason is `no_data_reason`)."""
     tol = tolerance(claimed) if tol is None else tol
     if not candidates:
         return Verdict(CANNOT, None, None, no_data_reason)

@@ -50,6 +50,8 @@ class _Strict(BaseModel):
 
 
 class FigureParams(_Strict):
+    """The `figure` key: size in inches, resolution and palette of every figure."""
+
     width_in: float = Field(gt=0, le=20)
     height_in: float = Field(gt=0, le=20)
     dpi: int = Field(ge=50, le=600)
@@ -57,6 +59,8 @@ class FigureParams(_Strict):
 
 
 class SharedParams(_Strict):
+    """The `shared` section: keys every notebook receives."""
+
     focus_country: str = in_data("women_parliament_annual.iso3", pattern=r"^[A-Z]{3}$")
     comparators: list[str] = in_data("women_parliament_annual.iso3")
     world: str = in_data("women_parliament_annual.iso3", pattern=r"^[A-Z]{3}$")
@@ -65,10 +69,14 @@ class SharedParams(_Strict):
 
 
 class DataParams(_Strict):
+    """The `data` section (01_data)."""
+
     per_capita_denominator: int = Field(gt=0)
 
 
 class NgoParams(_Strict):
+    """The `ngo` section (02_ngo)."""
+
     growth_series: Literal[
         "ministry_register", "moj_noncommercial", "bns_statistical", "early_secondary"
     ]
@@ -80,6 +88,8 @@ class NgoParams(_Strict):
 
 
 class ParliamentParams(_Strict):
+    """The `parliament` section (03_parliament)."""
+
     mazhilis_2023_women: Literal[18, 19]
     preferred_sources: list[str] = in_data("women_parliament_elections.source_id")
     annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
@@ -89,6 +99,8 @@ class ParliamentParams(_Strict):
 
 
 class SurveyParams(_Strict):
+    """The `survey` section (04_survey)."""
+
     granularity_percents: list[float]
     granularity_decimals: int = Field(ge=0, le=3)
     granularity_n_max: int = Field(ge=10, le=100000)
@@ -98,6 +110,8 @@ class SurveyParams(_Strict):
 
 
 class ClaimsParams(_Strict):
+    """The `claims` section (05_claims)."""
+
     annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
     preferred_sources: list[str] = in_data("women_parliament_elections.source_id")
     mazhilis_2023_women: Literal[18, 19]
@@ -105,6 +119,8 @@ class ClaimsParams(_Strict):
 
 
 class Params(_Strict):
+    """The whole params.yaml: the shared keys and one section per notebook."""
+
     shared: SharedParams
     data: DataParams
     ngo: NgoParams
@@ -191,6 +207,7 @@ def read_yaml(path: Path | str | None = None) -> dict:
 
 
 def text_line_of(blob: bytes, offset: int) -> int:
+    """The 1-based line number of a byte offset in a file's bytes."""
     return blob[:offset].count(b"\n") + 1
 
 

@@ -217,7 +217,10 @@ SERIES_LABELS = {
 def ngo_counts_figure(counts):
     """Counts over time, one colour per series, filled = registered, open = active,
     marker shape = bound (triangle = lower bound), a cross = flagged implausible.
-    Markers only: the years between published figures have no data. Log scale."""
+    Markers only: the years between published figures have no data. Log scale.
+
+    counts: the processed `ngo_counts` table as `processed.read` returns it (all
+    series, statuses and quality flags; the figure selects). Returns the figure."""
     from matplotlib.lines import Line2D
 
     fig, ax = new(4.8)
@@ -277,7 +280,11 @@ def ngo_counts_figure(counts):
 
 def civic_space_figure(ccsi, profile, fh, fh_label, ccsi_label):
     """V-Dem core civil society index (annual values, its step and its minimum
-    marked) and a Freedom House score by edition. No fitted line."""
+    marked) and a Freedom House score by edition. No fitted line.
+
+    ccsi, fh: one index's rows of `civic_space_scores` each (`year`, `value`,
+    `source_id`), sorted by year; profile: `ngo.index_profile` of ccsi; the labels
+    name the two indices. Returns the figure."""
     fig, (a1, a2) = new(4.0, ncols=2, gridspec_kw={"width_ratios": [2, 1]})
     c = palette(3)
     a1.plot(ccsi["year"], ccsi["value"], marker="o", ms=3, color=c[0], label=ccsi_label)
@@ -311,7 +318,9 @@ def civic_space_figure(ccsi, profile, fh, fh_label, ccsi_label):
 
 
 def activity_areas_figure(areas):
-    """Published shares by area, one panel per classification; labels wrapped, never cut."""
+    """Published shares by area, one panel per classification; labels wrapped, never cut.
+
+    areas: the processed `ngo_activity_areas` table. Returns the figure."""
     fig, axes = new(5.6, ncols=2)
     c = palette(2)
     for ax, (cls, grp), colour in zip(axes, areas.groupby("classification"), c, strict=True):
@@ -410,7 +419,11 @@ def elections_figure(lower, senate, both, other_2023, systems, target):
 
 def annual_figure(panel, focus, world, names, target, series_label):
     """Annual shares; years without a value stay gaps (the panel is reindexed
-    to every year, so no line bridges a missing year)."""
+    to every year, so no line bridges a missing year).
+
+    panel: `parliament.annual_panel` (year x iso3); focus, world: iso3 codes;
+    names: iso3 -> country name; target: the reference line in percent;
+    series_label: the source id of the series. Returns the figure."""
     fig, ax = new(4.4)
     panel = panel.reindex(range(int(panel.index.min()), int(panel.index.max()) + 1))
     others = [c for c in panel.columns if c not in (focus, world)]
@@ -456,7 +469,10 @@ def annual_figure(panel, focus, world, names, target, series_label):
 
 
 def caf_figure(caf, labels):
-    """CAF World Giving Index items by data year; years without an edition stay gaps."""
+    """CAF World Giving Index items by data year; years without an edition stay gaps.
+
+    caf: the CAF rows of the processed `survey_results` table; labels:
+    question_id -> legend label. Returns the figure."""
     fig, ax = new(4.0)
     years = range(int(caf["year"].min()), int(caf["year"].max()) + 1)
     for (item, grp), colour in zip(
@@ -474,7 +490,10 @@ def caf_figure(caf, labels):
 
 
 def granularity_figure(ns, widths, smallest, percent, level):
-    """Interval widths at every sample size consistent with the published percentages."""
+    """Interval widths at every sample size consistent with the published percentages.
+
+    ns: `survey.consistent_sample_sizes`; widths: interval widths in points, one
+    per n; smallest, percent, level: annotated. Returns the figure."""
     fig, ax = new(3.6)
     ax.plot(ns, widths, marker=".", ls="", color=palette(1)[0])
     ax.annotate(

@@ -69,6 +69,7 @@ def build(
 
 
 def to_csv_bytes(df: pd.DataFrame) -> bytes:
+    """The bytes a processed table is stored as (no index, LF line ends, UTF-8)."""
     return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
