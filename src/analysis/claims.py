@@ -12,6 +12,10 @@ consistent / consistent with a different definition / inconsistent / cannot chec
 A claim matches a candidate when they agree within the claim's own precision:
 the `tolerance` column of the claims table, half a unit of the last significant
 digit as the article prints it (so "1.8 billion" allows 50 million either way).
+
+`check_all` checks every claim of the processed `claims` table; `results_of`
+turns one checked claim into the `Result`s a notebook records, and `shown`
+gives the table the paper prints.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from typing import Any
 
 import pandas as pd
 
+from analysis import data
 from analysis import parliament as P
+from analysis.results import Result
 
 SERIES_NAMES = {
     "ministry_register": "ministry NGO register",
@@ -47,6 +53,8 @@ VERDICTS = (CONSISTENT, DIFFERENT, INCONSISTENT, CANNOT)
 
 @dataclass(frozen=True)
 class Candidate:
+    """A value found in the data that a claim may be compared with."""
+
     value: float
     kind: str  # same | definition | year
     what: str  # e.g. "lower chamber (WDI) 1999"
@@ -55,6 +63,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The verdict on one claim, with the value found, the difference and why."""
+
     verdict: str
     found: float | None
     difference: float | None
@@ -99,6 +109,11 @@ def verdict(
     tol: float | None = None,
     no_data_reason: str = "no comparable value in the data",
 ) -> Verdict:
+    """The verdict on one claimed value given the candidates found in the data:
+    consistent (a "same" candidate within `tol`, default the claim's own
+    precision), consistent with a different definition, inconsistent (a value
+    matching another year is called mis-dated), or cannot check (no candidate;
+    the reason is `no_data_reason`)."""
     tol = tolerance(claimed) if tol is None else tol
     if not candidates:
         return Verdict(CANNOT, None, None, no_data_reason)
@@ -450,3 +465,129 @@ def _check_from_unit(unit: str) -> str:
         "percent": "parliament_share",
         "year": "target_year",
     }.get(unit, "none")
+
+
+# ---------------------------------------------------------------- recording
+RAW_FILES = {
+    "ngo_count": ["ngo_counts.csv"],
+    "fold": ["ngo_counts.csv", "ngo_growth_statements.csv"],
+    "funding": ["ngo_state_funding.csv"],
+    "target_year": ["policy_events.csv"],
+    "target_level": ["policy_events.csv"],
+    "index_fall_year": ["civic_space_scores.csv"],
+    "parliament_share": ["women_parliament_annual.csv", "women_parliament_elections.csv"],
+    "survey_internal": ["survey_results.csv"],
+    "participation": ["survey_results.csv", "population.csv"],
+    "none": [],
+}
+"""The raw files each kind of check (the `check` column) reads, besides claims.csv."""
+
+
+def cited_ids(checked_row: Any, known: set[str] | None = None) -> list[str]:
+    """The source ids behind one checked claim (a row of `check_all`'s table):
+    the article, and every data source id the reason names (`known`: the
+    package's source ids by default)."""
+    known = data.source_ids() if known is None else known
+    words = set(re.findall(r"[A-Za-z0-9_]+", str(checked_row.reason)))
+    return sorted({checked_row.article_source_id} | (words & known))
+
+
+def results_of(checked_row: Any, known: set[str] | None = None) -> dict[str, Result]:
+    """The results of one checked claim (a row of `check_all`'s table, e.g. from
+    `itertuples()`), keyed `claim_<id>_<what>`: verdict and reason always; the
+    value claimed, the value found and the difference where they exist (found
+    and difference at the claim's own precision). Each names its raw files and
+    source ids (`cited_ids`); the claimed value cites the article only.
+
+    >>> for r in checked.itertuples():
+    ...     for key, result in C.results_of(r).items():
+    ...         reg.record(key, result)
+    """
+    r = checked_row
+    ids = tuple(cited_ids(r, known))
+    src = ("claims.csv", *RAW_FILES[r.check])
+    prov: dict[str, Any] = {"sources": src, "source_ids": ids}
+    out = {
+        f"claim_{r.claim_id}_verdict": Result(
+            r.verdict,
+            "verdict",
+            kind="text",
+            description=f"verdict on claim {r.claim_id} ({r.quantity})",
+            **prov,
+        ),
+        f"claim_{r.claim_id}_reason": Result(
+            r.reason, "reason", kind="text", description=f"why: claim {r.claim_id}", **prov
+        ),
+    }
+    if pd.notna(r.claimed):
+        out[f"claim_{r.claim_id}_claimed"] = Result(
+            r.claimed,
+            r.unit,
+            kind="count",
+            sources=("claims.csv",),
+            source_ids=(r.article_source_id,),
+            description=f"value claimed in {r.article_source_id}",
+        )
+    if pd.notna(r.found):
+        dp = decimals_of(r.tolerance)  # the claim's own precision
+        out[f"claim_{r.claim_id}_found"] = Result(
+            round(float(r.found), dp),
+            r.unit,
+            kind="estimate",
+            decimals=dp,
+            description=f"value found in the data for claim {r.claim_id}",
+            **prov,
+        )
+        out[f"claim_{r.claim_id}_difference"] = Result(
+            round(float(r.difference), dp),
+            r.unit,
+            kind="estimate",
+            decimals=dp,
+            description=f"claimed minus found, claim {r.claim_id}",
+            **prov,
+        )
+    return out
+
+
+def shown_value(v: Any, tol: float, lower_bound: bool = False, difference: bool = False) -> Any:
+    """A found value or difference at the claim's own precision, for the table:
+    None when missing (and no difference from a lower bound); a lower bound
+    as 'more than N'."""
+    if pd.isna(v) or (lower_bound and difference):
+        return None
+    v = round(float(v), decimals_of(tol))
+    return f"more than {v:,g}" if lower_bound else v
+
+
+def shown(checked: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims table the paper prints: one row per checked claim (`check_all`'s
+    table) with the claim as stated (from the processed `claims` table), values
+    at the claim's own precision and unit labels."""
+    lb = checked["found_is_lower_bound"]
+    table = checked.assign(
+        found=[
+            shown_value(f, t, b)
+            for f, t, b in zip(checked["found"], checked["tolerance"], lb, strict=True)
+        ],
+        difference=[
+            shown_value(f, t, b, difference=True)
+            for f, t, b in zip(checked["difference"], checked["tolerance"], lb, strict=True)
+        ],
+        unit=checked["unit"].map(UNIT_LABELS),
+    )
+    return table.merge(claims[["claim_id", "claim_as_stated"]], on="claim_id").rename(
+        columns={"article_source_id": "source_id"}
+    )[
+        [
+            "claim_id",
+            "source_id",
+            "claim_as_stated",
+            "quantity",
+            "claimed",
+            "unit",
+            "found",
+            "difference",
+            "verdict",
+            "reason",
+        ]
+    ]

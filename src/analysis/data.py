@@ -95,6 +95,8 @@ def package(path: Path = paths.DATAPACKAGE) -> dict:
 
 
 def resource(name: str, pkg: dict | None = None) -> dict:
+    """The datapackage.json entry of one table (`resource("ngo_counts")`): path,
+    schema, hash, sources; KeyError naming the known tables otherwise."""
     pkg = pkg or package()
     for res in pkg["resources"]:
         if res["name"] == name:
@@ -104,6 +106,7 @@ def resource(name: str, pkg: dict | None = None) -> dict:
 
 
 def source_ids(pkg: dict | None = None) -> set[str]:
+    """Every source id the data package cites (the ids a result may name)."""
     return {s["id"] for s in (pkg or package())["sources"]}
 
 
@@ -116,10 +119,13 @@ def citation(source_id: str, pkg: dict | None = None) -> dict:
 
 
 def sha256(path: Path) -> str:
+    """The sha256 hex digest of a file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def verify_checksum(res: dict, base: Path) -> Path:
+    """Check one resource's file under `base` against its recorded sha256; return
+    its path, or raise DataValidationError naming the file (missing or changed)."""
     path = base / res["path"]
     name = paths.rel(path)
     if not path.exists():

@@ -1,8 +1,11 @@
 """NGO sector and civic space: counts, rates, growth, and the civic-space indices.
 
-Pure functions on the validated frames of `analysis.data`. Units: counts are
-organisations; rates are organisations per `per` people; growth rates are
-fractions per year; index values are in the index's own points.
+Pure functions on the processed tables as `processed.read` returns them
+(`ngo_counts`, `ngo_activity_areas`, `ngo_state_funding`, `civic_space_scores`).
+Units: counts are organisations; rates are organisations per `per` people;
+growth rates are fractions per year; index values are in the index's own points.
+Frames they return keep the provenance of their input (`processed.derived`),
+so their rows can be passed to `Registry.record`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from analysis import processed
+from analysis.results import Result
 
 BOUND_ORDER = {"point": 0, "approximate": 1, "lower": 2}
 PROVENANCE_ORDER = {
@@ -57,21 +63,25 @@ def active_share(counts: pd.DataFrame, series: str = "ministry_register") -> pd.
     both = wide.dropna(subset=["registered", "active"]).copy()
     both["active_share"] = both["active"].astype(float) / both["registered"].astype(float)
     both["indicative"] = (bounds.loc[both.index, ["registered", "active"]] != "point").any(axis=1)
-    return both.reset_index()[
+    out = both.reset_index()[
         ["year", "source_id", "registered", "active", "active_share", "indicative"]
     ]
+    return processed.derived(out, counts)
 
 
 def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
     """Compound annual growth between every pair of published endpoints.
 
-    `per_year` is one count per year (see `one_per_year`). Every pair of years
+    `per_year` is one count per year of one series and status, as returned by
+    `one_per_year` (the raw `ngo_counts` table mixes series, statuses and
+    sources: a year given twice is refused). Every pair of years
     at least `min_span` years apart gives a rate (end / start) ** (1 / years) - 1,
     as a fraction per year; the columns say whether either end is a lower bound
     or approximate. No interval: the counts are a census of a register, stated
     in rounded figures, not a sample. The spread of the rates over the
     defensible endpoint choices is the honest measure of uncertainty.
     """
+    _one_per_year_check(per_year, "growth_range")
     rows = []
     data = per_year.sort_values("year").reset_index(drop=True)
     for i in range(len(data)):
@@ -99,7 +109,17 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _one_per_year_check(per_year: pd.DataFrame, who: str) -> None:
+    dup = per_year["year"][per_year["year"].duplicated()]
+    if len(dup):
+        raise ValueError(
+            f"{who} needs one count per year (ngo.one_per_year(counts, series, status)); "
+            f"years given more than once: {sorted(int(y) for y in set(dup))}"
+        )
+
+
 def fold_change(start: float, end: float) -> float:
+    """end / start (a ratio of two counts; the start must be positive)."""
     if start <= 0:
         raise ValueError("fold change needs a positive start value")
     return float(end) / float(start)
@@ -107,8 +127,29 @@ def fold_change(start: float, end: float) -> float:
 
 def areas_summary(areas: pd.DataFrame) -> pd.DataFrame:
     """Total of the published shares per classification (a total below 100 means
-    categories are missing from the source, not an error of ours)."""
+    categories are missing from the source, not an error of ours).
+
+    areas: the processed `ngo_activity_areas` table (columns `classification`,
+    `share_pct`)."""
     return areas.groupby("classification", as_index=False).agg(total_pct=("share_pct", "sum"))
+
+
+SCALES = {"billion KZT": 1e9, "million KZT": 1e6, "KZT": 1.0}
+
+
+def amount(funding: pd.DataFrame, funding_id: str, unit: str = "billion KZT") -> Result:
+    """One published amount of the processed `ngo_state_funding` table, in `unit`
+    (a key of SCALES), ready to record: an exact published figure (kind "count"),
+    with the row it came from as provenance.
+
+    >>> reg.record("funding_grants_2016_kzt_m", ngo.amount(funding, "F06", "million KZT"),
+    ...            description="state grants for NGOs in 2016 (outturn)")
+    """
+    rows = funding[funding["funding_id"] == funding_id]
+    if len(rows) != 1:
+        raise ValueError(f"funding_id {funding_id!r}: {len(rows)} rows, expected one")
+    row = rows.iloc[0]
+    return Result(float(row["amount"]) / SCALES[unit], unit=unit, kind="count", of=(row,))
 
 
 # ---------------------------------------------------------------- civic space
@@ -131,11 +172,18 @@ class IndexProfile:
 def index_profile(years, values) -> IndexProfile:
     """Peak, largest one-year fall, minimum and latest value of an annual index.
 
-    A level series with a step and a U-shape is not a line: no trend is fitted,
+    years, values: one index's years and values (e.g. the `year` and `value`
+    columns of `civic_space_scores` for one `index_id`; a year given twice is
+    refused). A level series with a step and a U-shape is not a line: no trend is fitted,
     and no interval is given (consecutive years of an expert-coded index are
     strongly autocorrelated, so an OLS interval would be far too narrow).
     """
     s = pd.Series(np.asarray(values, dtype=float), index=np.asarray(years, dtype=int)).sort_index()
+    if s.index.duplicated().any():
+        raise ValueError(
+            "index_profile needs one value per year: select one index of civic_space_scores "
+            "(scores.query('index_id == ...'))"
+        )
     if len(s) < 3:
         raise ValueError("an index profile needs at least 3 years")
     diff = s.diff().dropna()
@@ -156,6 +204,8 @@ def index_profile(years, values) -> IndexProfile:
 
 @dataclass(frozen=True)
 class Association:
+    """A rank correlation over the common years (see `association`)."""
+
     rho: float
     p_value: float  # exact two-sided permutation p-value
     n: int
@@ -191,7 +241,12 @@ def exact_spearman(x, y) -> tuple[float, float]:
 
 def association(counts_by_year: pd.DataFrame, index_by_year: pd.DataFrame) -> Association:
     """Spearman rank correlation of counts and an index over the years both have,
-    with an exact permutation p-value (columns `year`, `count`; `year`, `value`)."""
+    with an exact permutation p-value (columns `year`, `count`; `year`, `value`).
+
+    counts_by_year: one count per year (`one_per_year`; a year given twice is
+    refused); index_by_year: one index's rows of `civic_space_scores`."""
+    _one_per_year_check(counts_by_year, "association")
+    _one_per_year_check(index_by_year, "association (index)")
     m = counts_by_year[["year", "count"]].merge(index_by_year[["year", "value"]], on="year")
     if len(m) < 3:
         raise ValueError("fewer than 3 common years")

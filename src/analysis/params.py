@@ -119,6 +119,7 @@ def read_yaml(path: Path | str | None = None) -> dict:
 
 
 def text_line_of(blob: bytes, offset: int) -> int:
+    """The 1-based line number of a byte offset in a file's bytes."""
     return blob[:offset].count(b"\n") + 1
 
 

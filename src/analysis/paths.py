@@ -31,6 +31,9 @@ class NoProjectRoot(RuntimeError):
 
 
 def find_root(start: Path | None = None) -> Path:
+    """The project root: `KZ_COMPENDIUM_ROOT` if set, else the nearest folder at or
+    above `start` (default: the working directory) holding the MARKERS; raises
+    NoProjectRoot outside a checkout."""
     env = os.environ.get("KZ_COMPENDIUM_ROOT")
     if env:
         return Path(env).resolve()

@@ -28,6 +28,9 @@ BOUND_LABELS = {"point": "as stated", "approximate": "approximate", "lower": "lo
 
 
 def apply_theme(params: dict) -> None:
+    """Set the compendium's figure style (seaborn theme, sizes, fonts, a fixed SVG
+    hash salt) from a notebook's params: `params["figure"]` holds `palette`,
+    `width_in`, `height_in` and `dpi`. Call it once, before the first figure."""
     fig = params["figure"]
     sns.set_theme(context="notebook", style="whitegrid", palette=fig["palette"])
     matplotlib.rcParams.update(
@@ -48,6 +51,7 @@ def apply_theme(params: dict) -> None:
 
 
 def palette(n: int) -> list:
+    """`n` colours of the theme's colour-blind-safe palette (after `apply_theme`)."""
     return sns.color_palette(
         matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][:n] if n <= 10 else "colorblind",
         n,
@@ -55,8 +59,16 @@ def palette(n: int) -> list:
 
 
 def new(height_in: float | None = None, ncols: int = 1, **kw):
-    """A figure (and axes) in the compendium's size, with constrained layout, so
-    titles, labels and legends are fitted inside the canvas."""
+    """A new figure and its axes, in the compendium's size (set by `apply_theme`),
+    with constrained layout, so titles, labels and legends fit inside the canvas.
+
+    height_in: the figure's height in inches (default: the theme's);
+    ncols: side-by-side panels (then `ax` is an array of axes);
+    kw: passed to `matplotlib.pyplot.subplots` (e.g. `sharey=True`).
+    Returns (fig, ax). Finish with `source_line` and `save`.
+
+    >>> fig, ax = plots.new(height_in=3.5)
+    """
     fig, ax = plt.subplots(1, ncols, layout="constrained", **kw)
     if height_in:
         fig.set_figheight(height_in)
@@ -71,8 +83,16 @@ def _publisher(source: dict) -> str:
 
 
 def source_line(fig, source_ids: list[str]) -> None:
-    """A short data line under the figure: the publishers when there are few,
-    otherwise how many sources (the paper cites them by number in the caption)."""
+    """Write a short data line at the bottom left of `fig`: "Data: <publishers>."
+    when the source ids resolve to at most three publishers, otherwise
+    "Data: N published sources, cited in the caption." (the paper cites them by
+    number in the caption).
+
+    source_ids: the source ids of the rows drawn (e.g. `counts["source_id"]`;
+    duplicates are fine, ids unknown to the data package are ignored).
+
+    >>> plots.source_line(fig, ccsi["source_id"])
+    """
     pkg = {s["id"]: s for s in data.package()["sources"]}
     ids = sorted(set(source_ids))
     names = sorted({_publisher(pkg[i]) for i in ids if i in pkg})
@@ -134,13 +154,32 @@ def save(
     *,
     alt: str,
     caption: str,
-    source_ids: list[str],
-    raw_files: list[str],
     notebook: str,
+    of=None,
+    source_ids=None,
+    raw_files: list[str] | None = None,
     folder: Path = paths.FIGURES,
 ):
-    """Save `fig` as name.svg/.png with a JSON sidecar; return an SVG to display."""
+    """Save `fig` as name.svg/.png with a JSON sidecar; return an SVG to display.
+
+    The sidecar records the alt text, the caption, the notebook, the source ids
+    and the raw files (with sha256) the figure was drawn from: `of` gives the
+    rows drawn (frames read by `processed.read`, or a list of them), from which
+    both are derived; `source_ids` and `raw_files` (names in data/raw/) name
+    them explicitly instead. Refuses a figure with text outside its canvas.
+
+    >>> plots.save(fig, "fig_ngo_areas", notebook="02_ngo", of=areas, caption=..., alt=...)
+    """
     from IPython.display import SVG
+
+    if of is not None:
+        from analysis.results import provenance
+
+        files, ids = provenance(of)
+        raw_files = files if raw_files is None else raw_files
+        source_ids = ids if source_ids is None else source_ids
+    if source_ids is None or raw_files is None:
+        raise ValueError(f"figure {name}: pass the rows drawn (of=) or source_ids= and raw_files=")
 
     clipped = canvas_overflow(fig)
     if clipped:
@@ -178,7 +217,10 @@ SERIES_LABELS = {
 def ngo_counts_figure(counts):
     """Counts over time, one colour per series, filled = registered, open = active,
     marker shape = bound (triangle = lower bound), a cross = flagged implausible.
-    Markers only: the years between published figures have no data. Log scale."""
+    Markers only: the years between published figures have no data. Log scale.
+
+    counts: the processed `ngo_counts` table as `processed.read` returns it (all
+    series, statuses and quality flags; the figure selects). Returns the figure."""
     from matplotlib.lines import Line2D
 
     fig, ax = new(4.8)
@@ -238,7 +280,11 @@ def ngo_counts_figure(counts):
 
 def civic_space_figure(ccsi, profile, fh, fh_label, ccsi_label):
     """V-Dem core civil society index (annual values, its step and its minimum
-    marked) and a Freedom House score by edition. No fitted line."""
+    marked) and a Freedom House score by edition. No fitted line.
+
+    ccsi, fh: one index's rows of `civic_space_scores` each (`year`, `value`,
+    `source_id`), sorted by year; profile: `ngo.index_profile` of ccsi; the labels
+    name the two indices. Returns the figure."""
     fig, (a1, a2) = new(4.0, ncols=2, gridspec_kw={"width_ratios": [2, 1]})
     c = palette(3)
     a1.plot(ccsi["year"], ccsi["value"], marker="o", ms=3, color=c[0], label=ccsi_label)
@@ -272,7 +318,9 @@ def civic_space_figure(ccsi, profile, fh, fh_label, ccsi_label):
 
 
 def activity_areas_figure(areas):
-    """Published shares by area, one panel per classification; labels wrapped, never cut."""
+    """Published shares by area, one panel per classification; labels wrapped, never cut.
+
+    areas: the processed `ngo_activity_areas` table. Returns the figure."""
     fig, axes = new(5.6, ncols=2)
     c = palette(2)
     for ax, (cls, grp), colour in zip(axes, areas.groupby("classification"), c, strict=True):
@@ -371,7 +419,11 @@ def elections_figure(lower, senate, both, other_2023, systems, target):
 
 def annual_figure(panel, focus, world, names, target, series_label):
     """Annual shares; years without a value stay gaps (the panel is reindexed
-    to every year, so no line bridges a missing year)."""
+    to every year, so no line bridges a missing year).
+
+    panel: `parliament.annual_panel` (year x iso3); focus, world: iso3 codes;
+    names: iso3 -> country name; target: the reference line in percent;
+    series_label: the source id of the series. Returns the figure."""
     fig, ax = new(4.4)
     panel = panel.reindex(range(int(panel.index.min()), int(panel.index.max()) + 1))
     others = [c for c in panel.columns if c not in (focus, world)]
@@ -417,7 +469,10 @@ def annual_figure(panel, focus, world, names, target, series_label):
 
 
 def caf_figure(caf, labels):
-    """CAF World Giving Index items by data year; years without an edition stay gaps."""
+    """CAF World Giving Index items by data year; years without an edition stay gaps.
+
+    caf: the CAF rows of the processed `survey_results` table; labels:
+    question_id -> legend label. Returns the figure."""
     fig, ax = new(4.0)
     years = range(int(caf["year"].min()), int(caf["year"].max()) + 1)
     for (item, grp), colour in zip(
@@ -435,7 +490,10 @@ def caf_figure(caf, labels):
 
 
 def granularity_figure(ns, widths, smallest, percent, level):
-    """Interval widths at every sample size consistent with the published percentages."""
+    """Interval widths at every sample size consistent with the published percentages.
+
+    ns: `survey.consistent_sample_sizes`; widths: interval widths in points, one
+    per n; smallest, percent, level: annotated. Returns the figure."""
     fig, ax = new(3.6)
     ax.plot(ns, widths, marker=".", ls="", color=palette(1)[0])
     ax.annotate(

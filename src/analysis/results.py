@@ -6,17 +6,33 @@ its output folder (`.build/out/results/<notebook>.json` in the build; sorted
 keys, so the same results give the same bytes). `merge` combines them into
 `.build/out/results.json`, published as `reports/results.json` with the paper. The paper and
 the reviewer's check read only these files.
+
+Provenance travels with the data: pass the rows a value was computed from
+(frames read by `processed.read`, or selections of them) and the registry names
+the raw files and source ids behind it::
+
+    reg = Registry("02_ngo")
+    counts = processed.read("ngo_counts")
+    flagged = counts.query("quality != 'ok'")
+    reg.record("ngo_flagged_implausible", len(flagged), flagged,
+               "published counts flagged implausible", unit="values")
+
+A helper that computes a value with its unit, interval or qualifier returns a
+`Result` (e.g. `survey.item`), recorded as it is: `reg.record(key, result)`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis import paths
+import pandas as pd
+
+from analysis import paths, processed
 from analysis.io import write_if_changed
 
 
@@ -66,8 +82,89 @@ def _ids_in_files(files: list[str]) -> list[str]:
     return sorted(ids)
 
 
+Rows = pd.DataFrame | pd.Series
+"""A tagged frame (from `processed.read`, or a selection of one) or one row of it."""
+
+KINDS = ("count", "estimate", "text", "table")
+
+
+@dataclass(frozen=True)
+class Result:
+    """A value ready to record: what a helper computed, with what it knows about it.
+
+    `of` holds the rows the value was computed from (their raw files and source
+    ids become the result's provenance); `sources` and `source_ids`, when set,
+    name them explicitly instead. Fields left None are given (or defaulted) by
+    `Registry.record`; its keyword arguments override them.
+
+    >>> r = Result(48.1, unit="percent", decimals=1, of=(rows,), description="trust")
+    >>> reg.record("key", r)
+    48.1
+    """
+
+    value: Any
+    unit: str | None = None
+    of: tuple[Rows, ...] = ()
+    description: str | None = None
+    kind: str | None = None
+    interval: tuple[float, float] | None = None
+    interval_kind: str | None = None
+    decimals: int | None = None
+    qualifier: str | None = None
+    sources: tuple[str, ...] | None = None
+    source_ids: tuple[str, ...] | None = None
+
+
+def infer_kind(value: Any) -> str:
+    """The default kind of a value: "text" for a string, "count" for a whole
+    number (or a list of them; years, counts, parameters), "estimate" otherwise.
+
+    A float that is an exact published figure (a funding amount, an index
+    value) is not inferred to be a count: say `kind="count"`."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        value = value.item()
+    if isinstance(value, bool):
+        raise ValueError("a result cannot be a bare True/False: record a text or a count")
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int):
+        return "count"
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return "count"
+    return "estimate"
+
+
+def _as_rows(of: Rows | Sequence[Rows] | None) -> list[Rows]:
+    if of is None:
+        return []
+    if isinstance(of, (pd.DataFrame, pd.Series)):
+        return [of]
+    return list(of)
+
+
+def provenance(of: Rows | Sequence[Rows]) -> tuple[list[str], list[str]]:
+    """(raw files, source ids) behind some rows: the union over the frames given.
+
+    Raw files come from each frame's `attrs["raw_files"]` (set by
+    `processed.read`); source ids are the distinct values of each frame's
+    source-id columns (`attrs["source_columns"]`, default `source_id`), a
+    `;`-separated list counting each id. An untagged frame is refused."""
+    rows = _as_rows(of)
+    if not rows:
+        raise ValueError("no rows given")
+    files = sorted({f for r in rows for f in processed.raw_files_of(r)})
+    ids = sorted({i for r in rows for i in processed.source_ids_of(r)})
+    return files, ids
+
+
 @dataclass
 class Registry:
+    """The results of one notebook (`Registry("02_ngo")`), saved by `save`."""
+
     notebook: str
     results: dict[str, dict] = field(default_factory=dict)
 
@@ -75,34 +172,84 @@ class Registry:
         self,
         key: str,
         value: Any,
+        of: Rows | Sequence[Rows] | None = None,
+        description: str | None = None,
         *,
-        unit: str,
-        description: str,
-        sources: list[str],
-        source_ids: list[str] | None = None,
+        unit: str | None = None,
+        sources: list[str] | None = None,
+        source_ids: Sequence[str] | None = None,
         interval: tuple[float, float] | None = None,
         interval_kind: str | None = None,
-        kind: str = "estimate",
+        kind: str | None = None,
         decimals: int | None = None,
         qualifier: str | None = None,
     ) -> Any:
         """Record one result and return its value (so notebooks can display it).
 
+        value: the number, text or list; or a `Result`, whose fields are used
+              where the arguments here are not given.
+        of: the rows the value was computed from: a frame read by
+              `processed.read` (or a selection of it: query, iloc, sort...), one
+              row of it, or a list of such frames. The result's `sources` are
+              their raw files and its `source_ids` the ids in their source-id
+              columns. Columns the data stage joined in from another table (the
+              `population` and `per_10000` columns of `ngo_counts`) are not
+              counted: pass that table too (`of=[rows, population]`).
+        description: what the value is, in words (required).
+        unit: required (here or in the `Result`).
         kind: "count" (exact, compared exactly by the reviewer check),
               "estimate" (model output, compared with a small relative tolerance),
               "text" (a label or verdict), "table" (rows, see `table`).
-        sources: raw files (data/raw/*.csv) the value was computed from.
+              Default: `infer_kind` (str -> text, whole numbers -> count, else
+              estimate); an exact published float needs `kind="count"`.
+        sources: raw files (data/raw/*.csv) the value was computed from;
+              default: those of `of`. Overrides `of`'s files when both are given.
         source_ids: the data sources behind the value (cited by the paper);
-              default: every source id in those raw files.
+              default: those in `of`, or without `of` every source id in the
+              `sources` files. `[]` for a parameter (no data source behind it).
         decimals: how many decimals the paper prints (and its interval's bounds),
               the precision the data support; default: as recorded, at most four.
         qualifier: how the source qualifies the value ("more than", "almost",
               "about"); the paper prints it before the number.
+
+        >>> reg.record("ngo_growth_pairs", len(rates), series, "pairs of years", unit="pairs")
         """
+        if isinstance(of, str) and description is None:  # record(key, value, "description")
+            of, description = None, of
+        if isinstance(value, Result):
+            res = value
+            value = res.value
+            of = of if of is not None else (list(res.of) or None)
+            if sources is None and res.sources is not None:
+                sources = list(res.sources)
+            if source_ids is None and res.source_ids is not None:
+                source_ids = list(res.source_ids)
+            description = description if description is not None else res.description
+            unit = unit if unit is not None else res.unit
+            kind = kind if kind is not None else res.kind
+            if interval is None and res.interval is not None:
+                interval, interval_kind = res.interval, interval_kind or res.interval_kind
+            decimals = decimals if decimals is not None else res.decimals
+            qualifier = qualifier if qualifier is not None else res.qualifier
         if key in self.results:
             raise KeyError(f"result {key!r} recorded twice in {self.notebook}")
-        if kind not in ("count", "estimate", "text", "table"):
+        if unit is None:
+            raise ValueError(f"result {key!r}: no unit")
+        if description is None:
+            raise ValueError(f"result {key!r}: no description")
+        kind = kind if kind is not None else infer_kind(value)
+        if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
+        rows = _as_rows(of)
+        if rows:
+            of_files, of_ids = provenance(rows)
+            sources = of_files if sources is None else sources
+            source_ids = of_ids if source_ids is None else source_ids
+        if sources is None:
+            raise ValueError(
+                f"result {key!r}: no provenance: pass the rows it was computed from "
+                "(of=...) or sources=[raw files]"
+            )
         for s in sources:
             if not (paths.RAW / s).exists():
                 raise ValueError(f"result {key!r}: source file data/raw/{s} does not exist")
@@ -114,7 +261,7 @@ class Registry:
             "value": _clean(value),
             "unit": unit,
             "description": description,
-            "sources": sorted(f"data/raw/{s}" for s in sources),
+            "sources": sorted(f"data/raw/{s}" for s in set(sources)),
             "kind": kind,
             "notebook": self.notebook,
             "source_ids": ids,
@@ -132,16 +279,36 @@ class Registry:
         self.results[key] = entry
         return value
 
+    def parameter(
+        self,
+        key: str,
+        value: Any,
+        of: Rows | Sequence[Rows] | None = None,
+        description: str | None = None,
+        *,
+        unit: str,
+        sources: list[str] | None = None,
+        kind: str | None = None,
+    ) -> Any:
+        """Record a parameter the paper quotes (a reference year, a threshold): no
+        data source behind it (`source_ids` is empty); `of` or `sources` names the
+        raw files it applies to."""
+        return self.record(
+            key, value, of, description, unit=unit, sources=sources, source_ids=[], kind=kind
+        )
+
     def table(
         self,
         key: str,
-        frame,
+        frame: pd.DataFrame,
+        of: Rows | Sequence[Rows] | None = None,
+        description: str | None = None,
         *,
-        description: str,
-        sources: list[str],
-        source_ids: list[str] | None = None,
-    ):
-        """Record a small table (list of row dicts) for the paper to show as is."""
+        sources: list[str] | None = None,
+        source_ids: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Record a small table (list of row dicts) for the paper to show as is;
+        provenance as in `record` (`of`: the rows it was made from). Returns `frame`."""
         rows = [
             {k: (None if _isna(v) else _clean(v)) for k, v in row.items()}
             for row in frame.to_dict(orient="records")
@@ -149,8 +316,9 @@ class Registry:
         self.record(
             key,
             rows,
+            of,
+            description,
             unit="table",
-            description=description,
             sources=sources,
             source_ids=source_ids,
             kind="table",
@@ -164,8 +332,10 @@ class Registry:
 
 
 def dumps(obj: Any) -> str:
+    """The registry's JSON text: sorted keys, one space indent, a final newline."""
     return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def load(path: Path) -> dict[str, dict]:
+    """A results file (one notebook's, or the merged results.json) as a dict."""
     return json.loads(Path(path).read_text(encoding="utf-8"))

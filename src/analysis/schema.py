@@ -50,6 +50,8 @@ class Strict(BaseModel):
 
 
 class FigureParams(Strict):
+    """The `figure` key: size in inches, resolution and palette of every figure."""
+
     width_in: float = Field(gt=0, le=20)
     height_in: float = Field(gt=0, le=20)
     dpi: int = Field(ge=50, le=600)
@@ -57,6 +59,8 @@ class FigureParams(Strict):
 
 
 class SharedParams(Strict):
+    """The `shared` section: keys every notebook receives."""
+
     focus_country: str = in_data("women_parliament_annual.iso3", pattern=r"^[A-Z]{3}$")
     comparators: list[str] = in_data("women_parliament_annual.iso3")
     world: str = in_data("women_parliament_annual.iso3", pattern=r"^[A-Z]{3}$")
@@ -66,11 +70,15 @@ class SharedParams(Strict):
 
 @section("data")
 class DataParams(Strict):
+    """The `data` section (01_data)."""
+
     per_capita_denominator: int = Field(gt=0)
 
 
 @section("ngo")
 class NgoParams(Strict):
+    """The `ngo` section (02_ngo)."""
+
     growth_series: Literal[
         "ministry_register", "moj_noncommercial", "bns_statistical", "early_secondary"
     ]
@@ -83,6 +91,8 @@ class NgoParams(Strict):
 
 @section("parliament")
 class ParliamentParams(Strict):
+    """The `parliament` section (03_parliament)."""
+
     mazhilis_2023_women: Literal[18, 19]
     preferred_sources: list[str] = in_data("women_parliament_elections.source_id")
     annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
@@ -93,6 +103,8 @@ class ParliamentParams(Strict):
 
 @section("survey")
 class SurveyParams(Strict):
+    """The `survey` section (04_survey)."""
+
     granularity_percents: list[float]
     granularity_decimals: int = Field(ge=0, le=3)
     granularity_n_max: int = Field(ge=10, le=100000)
@@ -103,6 +115,8 @@ class SurveyParams(Strict):
 
 @section("claims")
 class ClaimsParams(Strict):
+    """The `claims` section (05_claims)."""
+
     annual_series: Literal["wdi_2026oct", "wdi_2021mar", "ipu_wmn_monthly", "kazstat_sdg_551"]
     preferred_sources: list[str] = in_data("women_parliament_elections.source_id")
     mazhilis_2023_women: Literal[18, 19]

@@ -4,6 +4,10 @@ Survey percentages are weighted and rounded and the sources print no counts.
 Where a sample size is stated, an approximate count round(p·n) gives a Wilson
 interval, labelled approximate (design effects are unknown, so it is too
 narrow if the design effect exceeds 1). Where n is not stated, no interval.
+
+The functions take the processed `survey_results` and `surveys` tables as
+`processed.read` returns them; `with_intervals` keeps their provenance, and
+`item` returns one published percentage as a `Result` ready to record.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+
+from analysis import processed
+from analysis.results import Result
 
 
 def wilson(count: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -77,7 +84,45 @@ def with_intervals(
         note.append(interval_kind(confidence, n))
     out["approx_count"] = pd.array(cnt, dtype="Int64")
     out["ci_low"], out["ci_high"], out["interval_note"] = lo, hi, note
-    return out
+    return processed.derived(out, results, surveys)
+
+
+def item(
+    with_ci: pd.DataFrame,
+    survey_id: str,
+    question_id: str,
+    response: str | None = None,
+    what: str = "",
+) -> Result:
+    """One published percentage as a `Result`: its qualifier ("almost"), its
+    decimals as published, and its interval where one holds (else none); the
+    description is `what` followed by the survey, year and interval note.
+
+    with_ci: the table `with_intervals` returns (so the result names both raw
+    files, survey_results.csv and surveys.csv, and the row's source id).
+    `response` picks a row when the question has several; otherwise the first.
+
+    >>> reg.record("kaziss_trust_president", survey.item(
+    ...     ci, "KAZISS_2022_02", "KAZISS22_trust_president", what="trust the President"))
+    """
+    rows = with_ci[(with_ci["survey_id"] == survey_id) & (with_ci["question_id"] == question_id)]
+    if response is not None:
+        rows = rows[rows["response"] == response]
+    if rows.empty:
+        raise KeyError(f"no survey result {survey_id} / {question_id} / {response}")
+    row = rows.iloc[0]
+    has_ci = pd.notna(row["ci_low"])
+    value = float(row["percent"])
+    return Result(
+        value,
+        unit="percent",
+        of=(row,),
+        decimals=0 if value.is_integer() else 1,
+        qualifier=row["qualifier"] if pd.notna(row["qualifier"]) else None,
+        interval=(round(row["ci_low"], 1), round(row["ci_high"], 1)) if has_ci else None,
+        interval_kind=row["interval_note"] if has_ci else None,
+        description=f"{what} ({survey_id}, {int(row['year'])}; {row['interval_note']})",
+    )
 
 
 def interval_kind(confidence: float, n: int) -> str:
@@ -129,6 +174,8 @@ def _has_k(p: Fraction, n: int, decimals: int, rounding: str) -> bool:
 
 @dataclass(frozen=True)
 class TwoProportion:
+    """A two-proportion z test: statistic, two-sided p-value, difference in points."""
+
     z: float
     p_value: float
     difference_pp: float

@@ -51,10 +51,8 @@ table = processed.read(params["table"])  # any table of data/raw, as processed b
 table.head()"""
 
 RESULT_CELL = """\
-rows = reg.record("{section}_rows", len(table), unit="rows", kind="count",
-                  sources=[f"{{params['table']}}.csv"],
-                  description=f"rows of the table {{params['table']}}")
-rows"""
+# one call: the value, the rows it was computed from (its raw file and source ids), what it is
+reg.record("{section}_rows", len(table), table, f"rows of the table {{params['table']}}", unit="rows")"""
 
 FIGURE_CELL = """\
 per = table.groupby(params["by"]).size()
@@ -64,10 +62,9 @@ ax.set_xlabel(params["by"])
 ax.set_ylabel("rows")
 ax.tick_params(axis="x", labelrotation=90)
 plots.source_line(fig, sorted(set(table["source_id"])))
-plots.save(fig, "fig_{section}_rows", notebook="{stem}",
+plots.save(fig, "fig_{section}_rows", notebook="{stem}", of=table,
            caption=f"Rows of the table {{params['table']}} per {{params['by']}} (example figure).",
-           alt=f"Bar chart of the number of rows of {{params['table']}} for each {{params['by']}}.",
-           source_ids=table["source_id"], raw_files=[f"{{params['table']}}.csv"])"""
+           alt=f"Bar chart of the number of rows of {{params['table']}} for each {{params['by']}}.")"""
 
 SAVE_CELL = "reg.save()"
 
