@@ -78,6 +78,11 @@ $(ENV): requirements.lock pyproject.toml
 	@$(PY) -c "import analysis, papermill, nbconvert" 2>/dev/null || { \
 	  echo "[env] $(PY) cannot import analysis, papermill and nbconvert: install environment.yml, or drop PY= to build .venv" >&2; exit 1; }
 	@mkdir -p $(@D) && touch $@
+else ifeq ($(shell test -L $(VENV) && echo link),link)
+# a scratch copy (tests, bench) shares the checkout's .venv through a link: it
+# never rebuilds it (that would install the copy's sources into the shared one)
+$(ENV):
+	@echo "[env] $(VENV) is a link to another checkout's environment: not rebuilt here"
 else
 $(ENV): requirements.lock pyproject.toml
 	@echo "[env] building $(VENV) from requirements.lock"
@@ -237,7 +242,7 @@ record: $(ENV)
 ## test: unit, data-validation, notebook tests and the standard tools (pytest)
 .PHONY: test
 test: $(ENV) $(if $(NPM),$(NODE_TOOLS))
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(NPROC) --dist loadgroup
 
 ## bench: time clean, no-op and incremental builds against plain nbconvert (bench/results.json)
 .PHONY: bench

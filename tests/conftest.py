@@ -121,3 +121,15 @@ def built(tmp_path_factory) -> Path:
     r = make(root, "report")
     assert r.returncode == 0, r.stdout + r.stderr
     return root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` runs the tests on every core (pytest-xdist, --dist loadgroup).
+    Tests sharing a built scratch project run on one worker, so that it is built
+    once and never changed by two tests at the same time."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "built" in names:
+            item.add_marker(pytest.mark.xdist_group("built"))
+        elif "scratch" in names:
+            item.add_marker(pytest.mark.xdist_group(f"scratch-{item.module.__name__}"))
