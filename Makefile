@@ -46,7 +46,7 @@ ANALYSIS_SRC := $(sort $(wildcard src/analysis/*.py)) pyproject.toml
 PIPELINE_SRC := $(sort $(wildcard src/pipeline/*.py))
 PKG_SRC := $(ANALYSIS_SRC) $(PIPELINE_SRC)
 # what a notebook's run depends on: the helpers, and the runner that executes it
-STAGE_SRC := $(ANALYSIS_SRC) src/pipeline/run.py src/pipeline/fingerprint.py
+STAGE_SRC := $(filter-out src/analysis/schema.py,$(ANALYSIS_SRC)) src/pipeline/run.py src/pipeline/fingerprint.py
 RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
 BUILD := .build
 STAMPS := $(BUILD)/params
@@ -148,7 +148,8 @@ NO_STAMPS_FOR := help clean distclean env git-filter node_modules lock test lint
 ifneq ($(wildcard $(ENV)),)
 ifeq ($(KZ_NO_STAMPS),)
 ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
-STAMP_OUT := $(shell $(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
+# (make 4.3 does not pass its exports to $(shell): give them here)
+STAMP_OUT := $(shell PYTHONPATH='$(PYTHONPATH)' KZ_COMPENDIUM_ROOT='$(KZ_COMPENDIUM_ROOT)' $(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
 ifneq ($(findstring PARAMS-ERROR,$(STAMP_OUT)),)
 $(error $(subst PARAMS-ERROR,,$(STAMP_OUT)))
 endif

@@ -1,0 +1,57 @@
+"""`make notebook NAME=<section>` scaffolds a stage that make runs, records and
+reruns, in a scratch copy of the project, without editing any test or the Makefile."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_project, make
+
+
+def ran(out: str) -> list[str]:
+    return re.findall(r"\] (\S+) done in", out)
+
+
+@pytest.mark.notebook
+def test_make_notebook_scaffolds_a_working_stage(tmp_path: Path):
+    root = copy_project(tmp_path / "project")
+    before = sorted(p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    r = make(root, "notebook", "NAME=fixture_stage")
+    assert r.returncode == 0, r.stdout + r.stderr
+    stem = f"{int(before[-1][:2]) + 1:02d}_fixture_stage"  # the next free number
+    assert (root / "notebooks" / f"{stem}.ipynb").is_file()
+    assert "\nfixture_stage:" in (root / "params.yaml").read_text()
+    assert '@section("fixture_stage")' in (root / "src/analysis/schema.py").read_text()
+
+    r = make(root, "report")
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads((root / "reports/results.json").read_text())
+    with open(root / "data/raw/ngo_counts.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    rec = res["fixture_stage_rows"]
+    assert rec["value"] == len(rows) and rec["notebook"] == stem
+    assert rec["sources"] == ["data/raw/ngo_counts.csv"]
+    assert rec["source_ids"] == sorted({r["source_id"] for r in rows})
+    assert (root / "reports/figures/fig_fixture_stage_rows.svg").is_file()
+    deps = (root / ".build/deps" / f"{stem}.mk").read_text()
+    assert "data/processed/ngo_counts.csv" in deps  # what it read, recorded by the runner
+
+    # its params section changes: only it reruns
+    p = root / "params.yaml"
+    p.write_text(p.read_text().replace("  by: year", "  by: status"))
+    r = make(root, "report")
+    assert r.returncode == 0, r.stderr
+    assert ran(r.stdout) == [stem], r.stdout
+
+    # the same name again: one line, nothing written
+    snapshot = {f: (root / f).read_bytes() for f in ("params.yaml", "src/analysis/schema.py")}
+    r = make(root, "notebook", "NAME=fixture_stage")
+    assert r.returncode != 0 and "exists already" in r.stderr and "Traceback" not in r.stderr
+    assert all((root / f).read_bytes() == b for f, b in snapshot.items())
+    r = make(root, "notebook", "NAME=Bad-Name")
+    assert r.returncode != 0 and "NAME='Bad-Name'" in r.stderr
