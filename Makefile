@@ -46,7 +46,8 @@ ANALYSIS_SRC := $(sort $(wildcard src/analysis/*.py)) pyproject.toml
 PIPELINE_SRC := $(sort $(wildcard src/pipeline/*.py))
 PKG_SRC := $(ANALYSIS_SRC) $(PIPELINE_SRC)
 # what a notebook's run depends on: the helpers, and the runner that executes it
-STAGE_SRC := $(filter-out src/analysis/schema.py,$(ANALYSIS_SRC)) src/pipeline/run.py src/pipeline/fingerprint.py
+STAGE_SRC := $(filter-out src/analysis/schema.py,$(ANALYSIS_SRC)) src/pipeline/run.py \
+  src/pipeline/kernels.py src/pipeline/fingerprint.py
 RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
 BUILD := .build
 STAMPS := $(BUILD)/params

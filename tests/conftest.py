@@ -99,9 +99,9 @@ def run_module(*args: str, root: Path | None = None) -> subprocess.CompletedProc
     )
 
 
-def make(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """`make` in a scratch project (its own KZ_COMPENDIUM_ROOT)."""
-    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root)}
+def make(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`make` in a scratch project (its own KZ_COMPENDIUM_ROOT), with extra `env`."""
+    env = {**os.environ, **(env or {}), "KZ_COMPENDIUM_ROOT": str(root)}
     env.pop("MAKEFLAGS", None)
     return subprocess.run(
         ["make", "--no-print-directory", *args],

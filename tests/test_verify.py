@@ -121,9 +121,14 @@ def test_pixel_comparison(tmp_path: Path):
 
 @pytest.mark.notebook
 def test_two_clean_builds_are_byte_identical(built: Path, tmp_path: Path):
+    """Also the speed-up's check: `built` ran its notebooks on forked kernels
+    (pipeline.kernels), the second build on kernels started the normal way."""
+    assert "ready" in (built / ".build/kernels.log").read_text()
+    assert "not forked" not in (built / ".build/kernels.log").read_text()
     other = copy_project(tmp_path / "second")
-    r = make(other, "report")
+    r = make(other, "report", env={"KZ_FORK_KERNELS": "0"})
     assert r.returncode == 0, r.stderr
+    assert not (other / ".build/kernels.log").exists()
     names = ["reports/paper.html", "reports/results.json"]
     names += [str(p.relative_to(built)) for p in (built / "reports" / "figures").iterdir()]
     names += [str(p.relative_to(built)) for p in (built / "reports" / "notebooks").iterdir()]

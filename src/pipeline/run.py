@@ -36,7 +36,7 @@ from pathlib import Path
 from analysis import params as params_mod
 from analysis import paths
 from analysis.io import write_atomic, write_if_changed
-from pipeline import fingerprint, lock
+from pipeline import fingerprint, kernels, lock
 from pipeline.cli import entry
 from pipeline.progress import Progress
 
@@ -149,6 +149,10 @@ def execute(
     inputs: list[str] | None = None,
 ) -> float:
     """Execute `notebook` into `out`; return the wall time in seconds."""
+    # a build's kernels are forked from a pre-imported interpreter (pipeline.kernels);
+    # it starts importing now, while this process imports papermill
+    owner = lock.holder() if build else None
+    fork_owner = kernels.start(int(owner["pid"]) if owner else None, kernel)
     import nbformat
     import papermill as pm
 
@@ -172,8 +176,6 @@ def execute(
         # the project lives (same inputs, same bytes)
         "params_file": paths.rel(Path(params_file).resolve()) if params_file else None,
     }
-    from jupyter_client.manager import KernelManager
-
     tmp_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{notebook.stem}-{os.getpid()}-", dir=tmp_root))
     tmp = work / f"{notebook.stem}.ipynb"
@@ -188,7 +190,8 @@ def execute(
     # Local IPC sockets and the connection file in a private folder: no TCP port,
     # no "unencrypted TCP" warning; removed here, or by the next build if killed.
     sockets = Path(tempfile.mkdtemp(prefix=f"{lock.KERNEL_SOCKETS_PREFIX}{os.getpid()}-"))
-    km = KernelManager(
+    km = kernels.manager(
+        fork_owner,
         kernel_name=kernel,
         transport="ipc",
         ip=f"{sockets}/k",
