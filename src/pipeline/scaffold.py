@@ -51,8 +51,9 @@ table = processed.read(params["table"])  # any table of data/raw, as processed b
 table.head()"""
 
 RESULT_CELL = """\
-# one call: the value, the rows it was computed from (its raw file and source ids), what it is
-reg.record("{section}_rows", len(table), table, f"rows of the table {{params['table']}}", unit="rows")"""
+# one call: the value, the rows it came from (their raw file and source ids), what it is
+reg.record("{section}_rows", len(table), table,
+           f"rows of the table {{params['table']}}", unit="rows")"""
 
 FIGURE_CELL = """\
 per = table.groupby(params["by"]).size()
@@ -64,7 +65,8 @@ ax.tick_params(axis="x", labelrotation=90)
 plots.source_line(fig, sorted(set(table["source_id"])))
 plots.save(fig, "fig_{section}_rows", notebook="{stem}", of=table,
            caption=f"Rows of the table {{params['table']}} per {{params['by']}} (example figure).",
-           alt=f"Bar chart of the number of rows of {{params['table']}} for each {{params['by']}}.")"""
+           alt=f"Bar chart of the number of rows of {{params['table']}} "
+               f"for each {{params['by']}}.")"""
 
 SAVE_CELL = "reg.save()"
 
