@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import nbformat
@@ -89,6 +90,15 @@ def test_forked_kernels_are_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("KZ_TEST_MARK", "from the runner")
     owner = kernels.start(os.getpid(), paths.KERNEL_NAME)  # this test is the build
     assert owner == os.getpid()
+    # a kernel asked for while the server still imports starts normally: wait until it is ready
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    python = kernels.interpreter(KernelSpecManager().get_kernel_spec(paths.KERNEL_NAME).argv)
+    assert python is not None
+    deadline = time.monotonic() + 120
+    while not kernels._listening(kernels.address(owner, python)):
+        assert time.monotonic() < deadline, "the fork server did not become ready"
+        time.sleep(0.05)
     work = tmp_path / "nb"
     work.mkdir()
     first, p1 = run(notebook(work / "a.ipynb", FIRST), tmp_path / "a.out.ipynb", owner, "1")

@@ -20,7 +20,9 @@ own process, with papermill's parameter injection and executed copy unchanged.
   (passed over the socket), a closed stdin pipe, default signal handlers, fresh
   `__main__`, `sys.argv`, `sys.path[0]` and random seeds.
 - The server listens on an abstract unix socket named after the project, the
-  interpreter and the build (make pid), accepts only its own user, kills a kernel
+  interpreter and the build (make pid) once its imports are done (while it
+  imports, a notebook starts its kernel the normal way, so the first stage never
+  waits for it), accepts only its own user, kills a kernel
   whose runner disconnects, reaps its children and reports their exit status, and
   exits when the build is over (the make process has gone) or after `IDLE`
   seconds without a kernel.
@@ -74,7 +76,8 @@ PRELOAD = (
 NOT_SHARED = ("pipeline", "analysis.", "ipykernel.kernelapp")
 IDLE = float(os.environ.get("KZ_FORK_IDLE", "30"))  # seconds without a kernel
 LOG = paths.BUILD / "kernels.log"
-START_TIMEOUT = 120.0  # seconds for the server to import and fork
+START_TIMEOUT = 120.0  # seconds for the server to fork
+WARMING = "-warming"  # the address the server holds while it imports
 
 
 def enabled() -> bool:
@@ -113,17 +116,26 @@ def address(owner: int, python: list[str]) -> str:
     return "\0kz-forkserver-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-def ensure_server(owner: int, python: list[str]) -> str:
-    """Start the build's fork server unless it runs; return its address (no waiting)."""
-    addr = address(owner, python)
+def _listening(addr: str) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(addr)
-        return addr  # running (or importing): the first connect is queued until ready
+        return True
     except OSError:
-        pass
+        return False
     finally:
         probe.close()
+
+
+def ensure_server(owner: int, python: list[str]) -> str | None:
+    """The build's fork server's address if it is ready to fork; else None, after
+    starting it unless it is already importing (no waiting: a notebook that finds
+    it still importing starts its kernel the normal way meanwhile, on the other core)."""
+    addr = address(owner, python)
+    if _listening(addr):
+        return addr
+    if _listening(addr + WARMING):
+        return None
     env = {k: v for k, v in os.environ.items() if k not in ("KZ_OUTPUT_DIR", "JPY_PARENT_PID")}
     LOG.parent.mkdir(parents=True, exist_ok=True)
     with open(LOG, "a") as out:
@@ -136,7 +148,7 @@ def ensure_server(owner: int, python: list[str]) -> str:
             cwd=paths.NOTEBOOKS,
             start_new_session=True,  # Ctrl-C of make reaches the runners, not the server
         )
-    return addr
+    return None
 
 
 class ForkedKernel:
@@ -263,7 +275,8 @@ class ForkKernelManager(KernelManager):
                 env["JPY_PARENT_PID"] = str(os.getpid())  # as launch_kernel sets it
             try:
                 addr = ensure_server(self.fork_owner, python)
-                proc = fork_kernel(addr, kernel_cmd, env, str(kw.get("cwd") or os.getcwd()))
+                if addr:
+                    proc = fork_kernel(addr, kernel_cmd, env, str(kw.get("cwd") or os.getcwd()))
             except OSError as e:
                 log(f"kernel not forked, started normally: {e}")
         if proc is None:
@@ -464,15 +477,19 @@ class Server:
         return not lock.alive(self.owner, self.owner_start)
 
     def run(self) -> int:
-        try:
-            self.listener.bind(address(self.owner, self.python))
+        warming = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:  # claimed while importing: runners start their kernels normally meanwhile
+            warming.bind(address(self.owner, self.python) + WARMING)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 return 0  # another runner started it first
             raise
-        self.listener.listen(64)  # requests queue while the server imports
+        warming.listen(1)
         t0 = time.monotonic()
         self.rc = _preload()
+        self.listener.bind(address(self.owner, self.python))
+        self.listener.listen(64)
+        warming.close()
         log(f"fork server for make pid {self.owner} ready in {time.monotonic() - t0:.1f}s")
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
