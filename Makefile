@@ -146,9 +146,25 @@ endif
 # changes), notebook snapshots, the environment snapshot, and the delivered-reports
 # check (analysis/snapshot.py).
 NO_STAMPS_FOR := help clean distclean env git-filter node_modules lock test lint checksums bench verify record notebook
+# After a complete build the snapshot is skipped while nothing it reads is newer than
+# its start: the params file (the same one), notebooks, raw data, sources, the lock
+# and the installed packages; nothing in reports/ changed since the publication;
+# and no other build holds the lock (a no-op `make report` then starts no python).
+SNAP_OK := $(BUILD)/snapshot.ok
+SITE := $(wildcard $(VENV)/lib/python3*/site-packages)
+SNAPSHOT_FRESH = $(shell test "$$(cat $(SNAP_OK) 2>/dev/null)" = '$(PARAMS)' \
+  && test -z "$$(find $(PARAMS) notebooks data/raw src requirements.lock $(ENV) $(SITE) \
+       -newer $(SNAP_OK) -print -quit 2>/dev/null)" \
+  && test -f reports/provenance.json \
+  && test -z "$$(find reports -newer reports/provenance.json ! -name verification.html \
+       ! -path 'reports/expected*' -print -quit 2>/dev/null)" \
+  && ! { pid=$$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' $(BUILD)/lock 2>/dev/null); \
+         [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; } \
+  && echo fresh)
 ifneq ($(wildcard $(ENV)),)
 ifeq ($(KZ_NO_STAMPS),)
 ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
+ifneq ($(SNAPSHOT_FRESH),fresh)
 # (make 4.3 does not pass its exports to $(shell): give them here)
 STAMP_OUT := $(shell PYTHONPATH='$(PYTHONPATH)' KZ_COMPENDIUM_ROOT='$(KZ_COMPENDIUM_ROOT)' $(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
 ifneq ($(findstring PARAMS-ERROR,$(STAMP_OUT)),)
@@ -156,6 +172,7 @@ $(error $(subst PARAMS-ERROR,,$(STAMP_OUT)))
 endif
 ifneq ($(STAMP_OUT),)
 $(info $(STAMP_OUT))
+endif
 endif
 endif
 endif
@@ -169,16 +186,14 @@ $(NBSNAP)/%.ipynb: | $(ENV)
 $(ENVSNAP): | $(ENV)
 	$(SNAPSHOT)
 
-# ---- build-wide progress: which notebooks will run, in order (a cheap `make -n`)
-PLAN := $(BUILD)/plan.json
-.PHONY: $(PLAN)
-$(PLAN): $(ENV)
-	@$(PY) -m pipeline.progress plan reports/paper.html PARAMS=$(PARAMS)
+# ---- build-wide progress: the first notebook that runs asks `make -n` which
+# notebooks will run, in order (pipeline.progress); a no-op build does not
+export KZ_PLAN_ARGS := reports/paper.html PARAMS=$(PARAMS)
 
 # ---- stages
 # papermill through the runner, on the notebook's snapshot and its section's params
 # snapshot; outputs into .build/out (published by the paper stage)
-$(OUT)/notebooks/%.ipynb: $(NBSNAP)/%.ipynb $(STAGE_SRC) $(ENV) $(ENVSNAP) requirements.lock | $(PLAN)
+$(OUT)/notebooks/%.ipynb: $(NBSNAP)/%.ipynb $(STAGE_SRC) $(ENV) $(ENVSNAP) requirements.lock
 	@$(PY) -m pipeline.run notebooks/$*.ipynb --build --out $@ --inputs $(filter-out $(ENV),$^)
 
 # Each stage's inputs are declared once: its params section (the stamp of the section

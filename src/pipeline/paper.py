@@ -969,6 +969,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     files = delivered_files(a.build, html, provenance)
     publish.stage_and_publish(files, a.out.parent)
+    from pipeline import snapshot
+
+    snapshot.confirm()  # a complete build: make may skip the snapshot until an input changes
     print(
         f"[paper] {paths.rel(a.out)} ({len(html.encode()) / 1024:.0f} KiB, "
         f"{len(paper.figs.order)} figures, {len(paper.tabs.order)} tables, "

@@ -1,8 +1,8 @@
 """Build-wide progress: position in the build, why a notebook runs, time left.
 
-`make` asks for a plan before running anything (`python -m pipeline.progress plan`):
-the notebooks that `make -n` would execute, in order. The runner then prints one
-line when a notebook starts and one when it ends:
+The first notebook that runs in a build asks for a plan (`ensure_plan`; a no-op
+build runs no python for it): the notebooks that `make -n` would execute, in
+order. The runner then prints one line when a notebook starts and one when it ends:
 
     [2/4] 03_parliament started: params section 'parliament' changed (~5s; ~11s left)
     [2/4] 03_parliament done in 4.9s
@@ -52,7 +52,7 @@ def plan(make_args: list[str]) -> list[str]:
     ).stdout
     certain, readers, order = set(), set(), []
     for m in re.finditer(
-        r"analysis\.run notebooks/(\S+)\.ipynb .*?--out (\S+) --inputs ([^\n]*)", out
+        r"pipeline\.run notebooks/(\S+)\.ipynb .*?--out (\S+) --inputs ([^\n]*)", out
     ):
         name, target, inputs = m.group(1), paths.ROOT / m.group(2), m.group(3).split()
         order.append(name)
@@ -74,6 +74,23 @@ def plan(make_args: list[str]) -> list[str]:
         est = f", about {left:.0f}s from previous runs" if left else ""
         print(f"[build] {len(nbs)} notebook(s) to run: {', '.join(nbs)}{est}", flush=True)
     return nbs
+
+
+def ensure_plan(make_args: list[str]) -> None:
+    """Make the plan of this build unless another of its notebooks already did."""
+    import fcntl
+
+    from pipeline import lock
+
+    holder = lock.holder()
+    if holder is None:
+        return  # not a build (a run by hand)
+    BUILD.mkdir(exist_ok=True)
+    with open(BUILD / "plan.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)  # two notebooks starting together: one plan
+        if PLAN.exists() and PLAN.stat().st_mtime >= float(holder.get("time", 0)):
+            return
+        plan(make_args)
 
 
 def _jobs() -> int:
@@ -102,7 +119,8 @@ def reason(name: str, now: dict[str, str]) -> str:
     before = _last(name).get("inputs")
     if before is None:
         return "first run (no record of a previous run)"
-    changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+    # what it reads now and differs (an input it no longer reads is no reason to run)
+    changed = sorted(k for k in now if now[k] != before.get(k))
     if not changed:
         return "forced (inputs unchanged since the last run)"
     words = []

@@ -58,6 +58,9 @@ def stage_and_publish(files: dict[str, bytes], reports: Path = paths.REPORTS) ->
         marker.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    # the manifest is dated after every change of the publication (folders included):
+    # a file in reports/ newer than it was changed by hand since
+    os.utime(reports / MANIFEST)
 
 
 def check_delivered(reports: Path = paths.REPORTS) -> list[str]:

@@ -37,6 +37,7 @@ from analysis import params as params_mod
 from analysis import paths
 from analysis.io import write_atomic, write_if_changed
 from pipeline import fingerprint, kernels, lock
+from pipeline import progress as progress_mod
 from pipeline.cli import entry
 from pipeline.progress import Progress
 
@@ -284,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.build and not a.out:
         ap.error("--build needs --out")
     out = a.out or paths.SCRATCH / "outputs" / "notebooks" / a.notebook.name
+    if a.build:  # the first notebook of a build plans it (what make -n would run)
+        progress_mod.ensure_plan(os.environ.get("KZ_PLAN_ARGS", "reports/paper.html").split())
     progress = Progress(a.notebook, a.inputs)
     progress.start()
     try:

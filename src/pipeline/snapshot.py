@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from analysis import params, paths
@@ -45,6 +47,23 @@ def write_stamps(params_file: Path | str | None, folder: Path) -> list[str]:
     return changed
 
 
+# The snapshot costs a python start (~1 s); after a complete build, make skips it
+# while none of its inputs is newer than its start (see the Makefile, SNAPSHOT_FRESH).
+STARTED = paths.BUILD / "snapshot.started"  # params file and start time of a clean snapshot
+FRESH = paths.BUILD / "snapshot.ok"  # the same, confirmed by a complete build
+
+
+def confirm() -> None:
+    """Called by the paper stage after publishing: the snapshot this build started
+    from holds until an input changes (its date is the snapshot's start)."""
+    try:
+        params_file, t0 = STARTED.read_text(encoding="utf-8").rsplit("\n", 1)
+    except (OSError, ValueError):
+        return
+    FRESH.write_text(params_file, encoding="utf-8")
+    os.utime(FRESH, (float(t0), float(t0)))
+
+
 @entry
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.snapshot")
@@ -55,12 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.env_only:
         fingerprint.write_env_snapshot()
         return 0
+    t0 = time.time()
+    STARTED.unlink(missing_ok=True)
     if a.owner:
         lock.acquire(a.owner)
     changed = write_stamps(a.params, paths.BUILD / "params")
     if changed:
         print(f"params: sections changed: {', '.join(changed)}")
-    fingerprint.write_notebook_snapshots()
+    nb_changed = fingerprint.write_notebook_snapshots()
     ignored = fingerprint.not_stages()
     if ignored:
         names = ", ".join(p.name for p in ignored)
@@ -68,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             f"[build] not stages (stages are notebooks/NN_<section>.ipynb): {names}; "
             "scratch notebooks belong in scratch/"
         )
-    _, diffs = fingerprint.write_env_snapshot()
+    env_changed, diffs = fingerprint.write_env_snapshot()
     if diffs:
         shown = ", ".join(diffs[:4]) + (f" and {len(diffs) - 4} more" if len(diffs) > 4 else "")
         print(
@@ -82,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}; publishing again"
         )
         publish.invalidate(paths.REPORTS / "paper.html")
+    if ignored or diffs:  # said again at every make until it is fixed
+        FRESH.unlink(missing_ok=True)
+        return 0
+    STARTED.write_text(f"{a.params or 'params.yaml'}\n{t0}", encoding="utf-8")
+    same = FRESH.exists() and FRESH.read_text(encoding="utf-8") == (a.params or "params.yaml")
+    if same and not (changed or nb_changed or env_changed or bad):
+        confirm()  # nothing changed since the complete build it confirmed
+    else:
+        FRESH.unlink(missing_ok=True)  # until this build completes
     return 0
 
 
