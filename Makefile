@@ -164,7 +164,8 @@ SNAPSHOT_FRESH = $(shell test "$$(cat $(SNAP_OK) 2>/dev/null)" = '$(PARAMS)' \
 ifneq ($(wildcard $(ENV)),)
 ifeq ($(KZ_NO_STAMPS),)
 ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
-ifneq ($(SNAPSHOT_FRESH),fresh)
+SNAPSHOT_SKIPPED := $(SNAPSHOT_FRESH)
+ifneq ($(SNAPSHOT_SKIPPED),fresh)
 # (make 4.3 does not pass its exports to $(shell): give them here)
 STAMP_OUT := $(shell PYTHONPATH='$(PYTHONPATH)' KZ_COMPENDIUM_ROOT='$(KZ_COMPENDIUM_ROOT)' $(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
 ifneq ($(findstring PARAMS-ERROR,$(STAMP_OUT)),)
@@ -178,13 +179,15 @@ endif
 endif
 endif
 # on a fresh clone the environment comes first, then the snapshots
-SNAPSHOT = @$(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID
+# (a stage that must run although make skipped the snapshot, e.g. after an
+# interrupted build, takes the snapshot first: the lock, and the clean-up)
+SNAPSHOT = $(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID
 $(STAMPS)/%.json: | $(ENV)
-	$(SNAPSHOT)
+	@$(SNAPSHOT)
 $(NBSNAP)/%.ipynb: | $(ENV)
-	$(SNAPSHOT)
+	@$(SNAPSHOT)
 $(ENVSNAP): | $(ENV)
-	$(SNAPSHOT)
+	@$(SNAPSHOT)
 
 # ---- build-wide progress: the first notebook that runs asks `make -n` which
 # notebooks will run, in order (pipeline.progress); a no-op build does not
@@ -194,7 +197,8 @@ export KZ_PLAN_ARGS := reports/paper.html PARAMS=$(PARAMS)
 # papermill through the runner, on the notebook's snapshot and its section's params
 # snapshot; outputs into .build/out (published by the paper stage)
 $(OUT)/notebooks/%.ipynb: $(NBSNAP)/%.ipynb $(STAGE_SRC) $(ENV) $(ENVSNAP) requirements.lock
-	@$(PY) -m pipeline.run notebooks/$*.ipynb --build --out $@ --inputs $(filter-out $(ENV),$^)
+	@$(if $(filter fresh,$(SNAPSHOT_SKIPPED)),$(SNAPSHOT) &&) \
+	  $(PY) -m pipeline.run notebooks/$*.ipynb --build --out $@ --inputs $(filter-out $(ENV),$^)
 
 # Each stage's inputs are declared once: its params section (the stamp of the section
 # its name carries) and the tables it reads, which the runner records when it runs

@@ -519,7 +519,7 @@ class Server:
                     gone = next((p for p, c in self.kernels.items() if c is sock), None)
                     if gone is not None and not sock.recv(256):
                         self.drop(gone)  # its runner has gone: kill it, as its parent would
-        log(f"fork server for make pid {self.owner} exits")
+        # (no log line here: the build may be removing the project folder already)
         return 0
 
     def drop(self, pid: int) -> None:

@@ -77,7 +77,7 @@ def acquire(owner: int, what: str = "build") -> bool:
         tmp = LOCK.with_name(f"lock.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(info))
         os.replace(tmp, LOCK)
-    clean_temporaries()
+        clean_temporaries()  # under the guard: no runner of this make has started yet
     return stale
 
 
