@@ -96,10 +96,10 @@ $(ENV): requirements.lock pyproject.toml
 	if [ "$$uv" = '$(UV_HOME)/bin/uv' ] && ! "$$uv" --version 2>/dev/null | grep -qF "uv $(UV_VERSION)"; then \
 	  echo "[env] uv not on PATH: installing uv $(UV_VERSION) from PyPI into $(UV_HOME) ($(UV_PINS), hash-checked)"; \
 	  rm -rf $(UV_HOME); mkdir -p $(dir $(UV_HOME)); \
-	  if ! $(PYTHON) -m pip install --quiet --disable-pip-version-check --retries 1 --timeout 15 \
+	  if ! $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --retries 1 --timeout 15 \
 	      --require-hashes --no-deps --only-binary :all: --target $(UV_HOME) -r $(UV_PINS) >$(UV_HOME).log 2>&1 \
 	      || ! "$$uv" --version >/dev/null 2>&1; then \
-	    echo "[env] could not install uv ($$(tail -n 1 $(UV_HOME).log 2>/dev/null)): building with pip"; \
+	    echo "[env] could not install uv ($$(grep -m 1 ERROR $(UV_HOME).log || tail -n 1 $(UV_HOME).log)): building with pip"; \
 	    rm -rf $(UV_HOME); uv=; \
 	  fi; \
 	  rm -f $(UV_HOME).log; \
