@@ -267,10 +267,10 @@ record: $(ENV)
 test: $(ENV) $(if $(NPM),$(NODE_TOOLS))
 	$(PY) -m pytest
 
-## bench: time clean, no-op and incremental builds against plain nbconvert (bench/results.json)
+## bench: first run, clean, incremental, no-op builds, make test vs baselines (BENCH_ARGS=--no-test)
 .PHONY: bench
 bench: $(ENV)
-	$(PY) bench/bench.py
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 ## lint: ruff on the package, tests, tools and notebooks
 .PHONY: lint

@@ -23,7 +23,9 @@ def wheel_hashes(version: str) -> list[str]:
     hashes = sorted(
         f["hashes"]["sha256"]
         for f in files
-        if f["filename"].startswith(prefix) and f["filename"].endswith(".whl") and not f.get("yanked")
+        if f["filename"].startswith(prefix)
+        and f["filename"].endswith(".whl")
+        and not f.get("yanked")
     )
     if not hashes:
         raise SystemExit(f"uv {version}: no wheel on PyPI")
