@@ -230,6 +230,27 @@ def machine() -> dict:
     }
 
 
+def cache_state(cold: bool) -> dict:
+    """Where each installer's cache is, and whether it existed before the bench."""
+    if cold:
+        return {"state": "empty uv and pip caches (--cold), one per repetition"}
+    home = Path.home() / ".cache"
+    uv = Path(os.environ.get("UV_CACHE_DIR") or home / "uv")
+    pip = Path(os.environ.get("PIP_CACHE_DIR") or home / "pip")
+    r = subprocess.run(
+        [SYSTEM_PYTHON, "-m", "pip", "config", "list"], capture_output=True, text=True
+    )
+    sources = [ln for ln in r.stdout.splitlines() if "index" in ln or "find-links" in ln]
+    return {
+        "state": "the machine's caches as they are (warm after the first repetition)",
+        "uv_cache": str(uv),
+        "uv_cache_existed": uv.is_dir(),
+        "pip_cache": str(pip),
+        "pip_cache_existed": pip.is_dir(),
+        "pip_config_sources": sources,
+    }
+
+
 def git_commit() -> dict:
     def git(*args: str) -> str:
         return subprocess.run(
@@ -252,7 +273,16 @@ def fmt_s(x: float | None) -> str:
 def readme_block(r: dict) -> str:
     t, m = r["targets"], r["measured"]
     ok = {True: "**met**", False: "**not met**", None: "not measured"}
-    cache = "empty caches" if r["cold_caches"] else "the machine's uv and pip caches, warm"
+    c = r["caches"]
+    if r["cold_caches"]:
+        cache = "both with empty caches"
+    else:
+        cache = (
+            f"uv cache {'present' if c['uv_cache_existed'] else 'empty at the start'}, "
+            f"pip cache {'present' if c['pip_cache_existed'] else 'absent'}"
+        )
+        if any("index" in x for x in c["pip_config_sources"]):
+            cache += "; pip also reads the local indexes of its config"
     floor = f"{fmt_s(m['floor_per_notebook_s'])} x {r['notebooks']} = {fmt_s(m['floor_s'])}"
     rows = [
         (
@@ -348,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-readme", action="store_true", help="leave README.md as it is")
     a = ap.parse_args(argv)
     med = statistics.median
-    info, commit = machine(), git_commit()
+    info, commit, caches = machine(), git_commit(), cache_state(a.cold)
     if commit["dirty"]:
         say("uncommitted changes: the first-run clone has HEAD without them")
     t_start = time.perf_counter()
@@ -444,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         "repetitions": a.reps,
         "notebooks": n_nb,
         "cold_caches": a.cold,
+        "caches": caches,
         "first_run_env": uv_line,
         "test_reference_s": a.test_reference,
         "targets": TARGETS,
