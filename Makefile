@@ -42,6 +42,7 @@ KERNEL := kz-civil-society
 # uv builds .venv: the one on PATH, else a pinned uv installed from PyPI into
 # $(UV_HOME) (tools/uv-requirements.txt, hash-checked; kept by `make clean`);
 # if that install fails (offline), pip. `make env UV=` or KZ_NO_UV=1 forces pip.
+# Either way .venv has pip (Python's own, from ensurepip: `pip check`, `%pip`).
 UV_HOME := .tools/uv
 UV_PINS := tools/uv-requirements.txt
 UV_VERSION := $(patsubst uv==%,%,$(filter uv==%,$(file <$(UV_PINS))))
@@ -106,7 +107,8 @@ $(ENV): requirements.lock pyproject.toml
 	fi; \
 	if [ -n "$$uv" ] && ! { { test -x $(PY) || "$$uv" venv --quiet --python $(PYTHON) $(VENV); } && \
 	  "$$uv" pip sync --quiet --python $(PY) --compile-bytecode --require-hashes requirements.lock && \
-	  "$$uv" pip install --quiet --python $(PY) --no-deps --no-build-isolation --compile-bytecode -e .; }; then \
+	  "$$uv" pip install --quiet --python $(PY) --no-deps --no-build-isolation --compile-bytecode -e . && \
+	  $(PY) -m ensurepip --default-pip >/dev/null; }; then \
 	  echo "[env] $$uv failed (above): building with pip"; uv=; \
 	fi; \
 	if [ -z "$$uv" ]; then \
