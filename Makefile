@@ -39,7 +39,20 @@ endif
 NPM := $(shell command -v npm 2>/dev/null)
 NODE_TOOLS := node_modules/.installed
 KERNEL := kz-civil-society
-UV := $(shell command -v uv 2>/dev/null)
+# uv builds .venv: the one on PATH, else a pinned uv installed from PyPI into
+# $(UV_HOME) (tools/uv-requirements.txt, hash-checked; kept by `make clean`);
+# if that install fails (offline), pip. `make env UV=` or KZ_NO_UV=1 forces pip.
+# Either way .venv has pip (Python's own, from ensurepip: `pip check`, `%pip`).
+UV_HOME := .tools/uv
+UV_PINS := tools/uv-requirements.txt
+UV_VERSION := $(patsubst uv==%,%,$(filter uv==%,$(file <$(UV_PINS))))
+ifneq ($(origin UV),command line)
+ifneq ($(KZ_NO_UV),)
+UV :=
+else
+UV := $(or $(shell command -v uv 2>/dev/null),$(UV_HOME)/bin/uv)
+endif
+endif
 
 # the two layers: the analysis helpers the notebooks import, and the build layer
 ANALYSIS_SRC := $(sort $(wildcard src/analysis/*.py)) pyproject.toml
@@ -87,14 +100,30 @@ $(ENV):
 else
 $(ENV): requirements.lock pyproject.toml
 	@echo "[env] building $(VENV) from requirements.lock"
-	@test -x $(PY) || $(if $(UV),$(UV) venv --quiet --python $(PYTHON) $(VENV),$(PYTHON) -m venv $(VENV))
-ifneq ($(UV),)
-	$(UV) pip sync --quiet --python $(PY) --compile-bytecode --require-hashes requirements.lock
-	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation --compile-bytecode -e .
-else
-	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock 2>&1 | { grep -v 'is ignored: it is neither' || true; }
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
-endif
+	@uv='$(UV)'; \
+	if [ "$$uv" = '$(UV_HOME)/bin/uv' ] && ! "$$uv" --version 2>/dev/null | grep -qF "uv $(UV_VERSION)"; then \
+	  echo "[env] uv not on PATH: installing uv $(UV_VERSION) from PyPI into $(UV_HOME) ($(UV_PINS), hash-checked)"; \
+	  rm -rf $(UV_HOME); mkdir -p $(dir $(UV_HOME)); \
+	  if ! $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --retries 1 --timeout 15 \
+	      --require-hashes --no-deps --only-binary :all: --target $(UV_HOME) -r $(UV_PINS) >$(UV_HOME).log 2>&1 \
+	      || ! "$$uv" --version >/dev/null 2>&1; then \
+	    echo "[env] could not install uv ($$(grep -m 1 ERROR $(UV_HOME).log || tail -n 1 $(UV_HOME).log)): building with pip"; \
+	    rm -rf $(UV_HOME); uv=; \
+	  fi; \
+	  rm -f $(UV_HOME).log; \
+	fi; \
+	if [ -n "$$uv" ] && ! { { test -x $(PY) || "$$uv" venv --quiet --python $(PYTHON) $(VENV); } && \
+	  "$$uv" pip sync --quiet --python $(PY) --compile-bytecode --require-hashes requirements.lock && \
+	  "$$uv" pip install --quiet --python $(PY) --no-deps --no-build-isolation --compile-bytecode -e . && \
+	  $(PY) -m ensurepip --default-pip >/dev/null; }; then \
+	  echo "[env] $$uv failed (above): building with pip"; uv=; \
+	fi; \
+	if [ -z "$$uv" ]; then \
+	  test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	  $(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --default-pip >/dev/null; \
+	  $(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock 2>&1 | { grep -v 'is ignored: it is neither' || true; }; \
+	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }; \
+	fi
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
 	@$(GIT_FILTER)
 	@$(PY) -m pipeline.snapshot --env-only
@@ -265,10 +294,10 @@ record: $(ENV)
 test: $(ENV) $(if $(NPM),$(NODE_TOOLS))
 	$(PY) -m pytest -n $(NPROC) --dist loadgroup
 
-## bench: time clean, no-op and incremental builds against plain nbconvert (bench/results.json)
+## bench: first run, clean, incremental, no-op builds, make test vs baselines (BENCH_ARGS=--no-test)
 .PHONY: bench
 bench: $(ENV)
-	$(PY) bench/bench.py
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 ## lint: ruff on the package, tests, tools and notebooks
 .PHONY: lint
@@ -319,4 +348,4 @@ clean:
 	  ! -name expected-figures -exec rm -rf {} +
 	find data/processed -type f ! -name .gitkeep -delete
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .tools
