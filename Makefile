@@ -211,12 +211,11 @@ endif
 # (a stage that must run although make skipped the snapshot, e.g. after an
 # interrupted build, takes the snapshot first: the lock, and the clean-up)
 SNAPSHOT = $(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID
-$(STAMPS)/%.json: | $(ENV)
+SNAPSHOT_FILES := $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) \
+  $(patsubst notebooks/%,$(NBSNAP)/%,$(NOTEBOOKS)) $(ENVSNAP)
+$(SNAPSHOT_FILES) &: | $(ENV)
 	@$(SNAPSHOT)
-$(NBSNAP)/%.ipynb: | $(ENV)
-	@$(SNAPSHOT)
-$(ENVSNAP): | $(ENV)
-	@$(SNAPSHOT)
+.SECONDARY: $(SNAPSHOT_FILES)
 
 # ---- build-wide progress: the first notebook that runs asks `make -n` which
 # notebooks will run, in order (pipeline.progress); a no-op build does not
