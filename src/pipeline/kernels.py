@@ -54,6 +54,7 @@ from typing import Any, NoReturn
 from jupyter_client.manager import KernelManager
 
 from analysis import paths
+from pipeline import lock
 
 # What a fresh kernel would import (the runner's notebooks, the `analysis` helpers'
 # dependencies) and can be shared: no module here reads a notebook's environment.
@@ -110,8 +111,6 @@ def interpreter(kernel_argv: list[str]) -> list[str] | None:
 
 def address(owner: int, python: list[str]) -> str:
     """The server's abstract socket name: one per project, interpreter and build."""
-    from pipeline import lock
-
     key = json.dumps([str(paths.ROOT), owner, lock._start_time(owner), python])
     return "\0kz-forkserver-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
@@ -181,7 +180,7 @@ class ForkedKernel:
             self.close()  # the server has gone: the kernel, if alive, was reparented
         elif timeout:
             time.sleep(timeout)
-        if not _exists(self.pid):
+        if not lock.alive(self.pid):
             self.returncode = -signal.SIGKILL
 
     def poll(self) -> int | None:
@@ -212,16 +211,6 @@ class ForkedKernel:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def fork_kernel(addr: str, cmd: list[str], env: dict[str, str], cwd: str) -> ForkedKernel:
@@ -462,8 +451,6 @@ class Server:
     """The fork server of one build: accepts requests, forks kernels, reaps them."""
 
     def __init__(self, owner: int) -> None:
-        from pipeline import lock
-
         self.owner, self.owner_start = owner, lock._start_time(owner)
         self.python = sys.orig_argv[: sys.orig_argv.index("-m")]
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -472,8 +459,6 @@ class Server:
         self.rc: dict[str, Any] = {}
 
     def build_over(self) -> bool:
-        from pipeline import lock
-
         return not lock.alive(self.owner, self.owner_start)
 
     def run(self) -> int:
