@@ -14,7 +14,6 @@ prerequisites make passes it) with those of its last successful run, stored in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,8 +24,9 @@ from pathlib import Path
 
 from analysis import paths
 from analysis.io import write_atomic
+from pipeline.fingerprint import hashes
 
-BUILD = paths.ROOT / ".build"
+BUILD = paths.BUILD
 PLAN = BUILD / "plan.json"
 RUNS = BUILD / "runs"
 
@@ -106,15 +106,6 @@ def _last(name: str) -> dict:
         return {}
 
 
-def fingerprint(inputs: list[str]) -> dict[str, str]:
-    out = {}
-    for f in inputs:
-        p = Path(f) if Path(f).is_absolute() else paths.ROOT / f
-        if p.is_file() and p.name != ".installed":
-            out[paths.rel(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
 def reason(name: str, now: dict[str, str]) -> str:
     before = _last(name).get("inputs")
     if before is None:
@@ -143,7 +134,7 @@ class Progress:
 
     def __init__(self, notebook: Path, inputs: list[str]):
         self.name = Path(notebook).stem
-        self.inputs = fingerprint(inputs) if inputs else {}
+        self.inputs = hashes(inputs) if inputs else {}
         try:
             p = json.loads(PLAN.read_text())
             self.plan, self.jobs = p["notebooks"], max(1, p.get("jobs", 1))
