@@ -385,21 +385,16 @@ class Paper:
 
     def ref(self, label: str) -> str:
         kind, _, name = label.strip().partition(":")
-        if kind == "fig":
-            if name not in self.fig_labels:
-                raise PaperError(f"reference to figure {name!r}, which the paper does not show")
-            return (
-                f'<a class="xref" href="#fig-{esc(name)}">'
-                f"Figure {self.fig_labels.index(name) + 1}</a>"
-            )
-        if kind == "tab":
-            if name not in self.tab_labels:
-                raise PaperError(f"reference to table {name!r}, which the paper does not show")
-            return (
-                f'<a class="xref" href="#tab-{esc(name)}">'
-                f"Table {self.tab_labels.index(name) + 1}</a>"
-            )
-        raise PaperError(f"{{numref}}`{label}`: use fig:NAME or tab:KEY")
+        shown = {"fig": ("figure", self.fig_labels), "tab": ("table", self.tab_labels)}
+        if kind not in shown:
+            raise PaperError(f"{{numref}}`{label}`: use fig:NAME or tab:KEY")
+        word, labels = shown[kind]
+        if name not in labels:
+            raise PaperError(f"reference to {word} {name!r}, which the paper does not show")
+        return (
+            f'<a class="xref" href="#{kind}-{esc(name)}">'
+            f"{word.capitalize()} {labels.index(name) + 1}</a>"
+        )
 
     def _provenance(self, notebook: str, raw_files: dict[str, str]) -> str:
         raw = ", ".join(
