@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if ignored or diffs:  # said again at every make until it is fixed
         FRESH.unlink(missing_ok=True)
         return 0
-    STARTED.write_text(f"{a.params or 'params.yaml'}\n{t0}", encoding="utf-8")
-    same = FRESH.exists() and FRESH.read_text(encoding="utf-8") == (a.params or "params.yaml")
+    params_file = a.params or "params.yaml"  # as make names it (PARAMS)
+    STARTED.write_text(f"{params_file}\n{t0}", encoding="utf-8")
+    same = FRESH.exists() and FRESH.read_text(encoding="utf-8") == params_file
     if same and not (changed or nb_changed or env_changed or bad):
         confirm()  # nothing changed since the complete build it confirmed
     else:
