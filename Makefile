@@ -57,13 +57,18 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(UV_HOME)/bin/uv)
 endif
 endif
 
+# build steps run through the warm server (src/pipeline/client.py, pipeline/kernels.py):
+# `$(STEP) pipeline.x args` is `$(PY) -m pipeline.x args` in a process forked from an
+# interpreter that imported the libraries once (the normal way while it starts)
+STEP = $(PY) src/pipeline/client.py
+
 # the two layers: the analysis helpers the notebooks import, and the build layer
 ANALYSIS_SRC := $(sort $(wildcard src/analysis/*.py)) pyproject.toml
 PIPELINE_SRC := $(sort $(wildcard src/pipeline/*.py))
 PKG_SRC := $(ANALYSIS_SRC) $(PIPELINE_SRC)
 # what a notebook's run depends on: the helpers, and the runner that executes it
 STAGE_SRC := $(filter-out src/analysis/schema.py,$(ANALYSIS_SRC)) src/pipeline/run.py \
-  src/pipeline/kernels.py src/pipeline/fingerprint.py
+  src/pipeline/kernels.py src/pipeline/client.py src/pipeline/fingerprint.py
 RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
 BUILD := .build
 STAMPS := $(BUILD)/params
@@ -129,7 +134,7 @@ $(ENV): requirements.lock pyproject.toml
 	fi
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
 	@$(GIT_FILTER)
-	@$(PY) -m pipeline.snapshot --env-only
+	@$(STEP) pipeline.snapshot --env-only
 	@touch $@
 endif
 
@@ -199,7 +204,7 @@ ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
 SNAPSHOT_SKIPPED := $(SNAPSHOT_FRESH)
 ifneq ($(SNAPSHOT_SKIPPED),fresh)
 # (make 4.3 does not pass its exports to $(shell): give them here)
-STAMP_OUT := $(shell PYTHONPATH='$(PYTHONPATH)' KZ_COMPENDIUM_ROOT='$(KZ_COMPENDIUM_ROOT)' $(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
+STAMP_OUT := $(shell PYTHONPATH='$(PYTHONPATH)' KZ_COMPENDIUM_ROOT='$(KZ_COMPENDIUM_ROOT)' $(STEP) pipeline.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
 ifneq ($(findstring PARAMS-ERROR,$(STAMP_OUT)),)
 $(error $(subst PARAMS-ERROR,,$(STAMP_OUT)))
 endif
@@ -213,7 +218,7 @@ endif
 # on a fresh clone the environment comes first, then the snapshots
 # (a stage that must run although make skipped the snapshot, e.g. after an
 # interrupted build, takes the snapshot first: the lock, and the clean-up)
-SNAPSHOT = $(PY) -m pipeline.snapshot --params $(PARAMS) --owner $$PPID
+SNAPSHOT = $(STEP) pipeline.snapshot --params $(PARAMS) --owner $$PPID
 SNAPSHOT_FILES := $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) \
   $(patsubst notebooks/%,$(NBSNAP)/%,$(NOTEBOOKS)) $(ENVSNAP)
 $(SNAPSHOT_FILES) &: | $(ENV)
@@ -229,7 +234,7 @@ export KZ_PLAN_ARGS := reports/paper.html PARAMS=$(PARAMS)
 # snapshot; outputs into .build/out (published by the paper stage)
 $(OUT)/notebooks/%.ipynb: $(NBSNAP)/%.ipynb $(STAGE_SRC) $(ENV) $(ENVSNAP) requirements.lock
 	@$(if $(filter fresh,$(SNAPSHOT_SKIPPED)),$(SNAPSHOT) &&) \
-	  $(PY) -m pipeline.run notebooks/$*.ipynb --build --out $@ --inputs $(filter-out $(ENV),$^)
+	  $(STEP) pipeline.run notebooks/$*.ipynb --build --out $@ --inputs $(filter-out $(ENV),$^)
 
 # Each stage's inputs are declared once: its params section (the stamp of the section
 # its name carries) and the tables it reads, which the runner records when it runs
@@ -253,7 +258,7 @@ $(RESULT_FILES): $(OUT)/results/%.json: $(OUT)/notebooks/%.ipynb ;
 .PHONY: results
 results: $(OUT)/results.json
 $(OUT)/results.json: $(RESULT_FILES) src/analysis/results.py src/pipeline/merge.py $(ENV)
-	@$(PY) -m pipeline.merge $(RESULT_FILES) --out $@
+	@$(STEP) pipeline.merge $(RESULT_FILES) --out $@
 
 ## data: validate the raw data package and write data/processed/
 .PHONY: data
@@ -263,12 +268,11 @@ data: $(DATA_STAGE)
 .PHONY: analyses
 analyses: $(EXECUTED)
 
-# executed notebooks as HTML pages (code shown), linked from the paper: one process
-# for all of them (nbconvert's start-up is the cost), each page rewritten only if changed
+# executed notebooks as HTML pages (code shown), linked from the paper: one step per
+# notebook, run as soon as its notebook is done (in parallel with the other notebooks)
 NOTEBOOK_PAGES := $(EXECUTED:.ipynb=.html)
-$(NOTEBOOK_PAGES) &: $(EXECUTED) src/pipeline/report.py $(ENV)
-	@$(PY) -m pipeline.report $(if $(filter src/% $(ENV),$?),$(EXECUTED),$(filter %.ipynb,$?))
-	@touch $(NOTEBOOK_PAGES)
+$(NOTEBOOK_PAGES): $(OUT)/notebooks/%.html: $(OUT)/notebooks/%.ipynb src/pipeline/report.py $(ENV)
+	@$(STEP) pipeline.report $<
 
 ## report: build reports/paper.html (sets up the environment if needed)
 # The paper stage checks every stage's fingerprint, renders the paper, and publishes
@@ -278,7 +282,7 @@ report: reports/paper.html
 reports/paper.html: paper/paper.md $(OUT)/results.json $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
   $(ENVSNAP) data/raw/datapackage.json requirements.lock \
   $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS)))
-	@$(PY) -m pipeline.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \
+	@$(STEP) pipeline.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \
 	  $(notdir $(basename $(EXECUTED)))
 
 ## verify: re-execute every notebook in a scratch folder and check every result and figure

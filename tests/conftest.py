@@ -17,6 +17,9 @@ from pipeline import scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+# the warm server (pipeline.kernels) the tests' builds share exits two minutes
+# after the last one, unless one was running already; the session stops it
+os.environ.setdefault("KZ_FORK_IDLE", "120")
 FIXTURE_PARAMS = ROOT / "tests" / "fixtures" / "params.yaml"
 
 
@@ -121,6 +124,15 @@ def built(tmp_path_factory) -> Path:
     r = make(root, "report")
     assert r.returncode == 0, r.stdout + r.stderr
     return root
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """At the end of the run (in the main process, not a worker), ask the warm
+    server that the tests' builds used to exit: nothing outlives the test run."""
+    if not hasattr(session.config, "workerinput"):
+        from pipeline import kernels
+
+        kernels.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

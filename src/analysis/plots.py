@@ -119,7 +119,7 @@ def canvas_overflow(fig) -> list[str]:
     """
     from matplotlib.text import Text
 
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # the layout a draw makes, without painting pixels
     renderer = fig.canvas.get_renderer()
     box = fig.bbox
 

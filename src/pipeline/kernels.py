@@ -1,44 +1,57 @@
-"""Forked kernels: a pre-imported interpreter forks a fresh kernel for each notebook.
+"""The warm server: a pre-imported interpreter that forks each build step and kernel.
 
-A new kernel spends ~4 s importing pandas, matplotlib, seaborn, statsmodels and
-scipy before a notebook does any work. In the build, the runner instead asks a
-*fork server*: one interpreter per build (per make process), started on demand by
-the first runner, that imports those libraries once and forks one child per
-notebook. The child runs `ipykernel_launcher` exactly as `python -m
-ipykernel_launcher -f <connection file>` would, so each notebook still runs in its
-own process, with papermill's parameter injection and executed copy unchanged.
+A new process spends seconds importing pandas, matplotlib, seaborn, statsmodels,
+scipy, papermill and nbconvert before it does any work; a build starts a dozen
+of them (the snapshot, a runner and a kernel per notebook, the merge, the
+report, the paper). The warm server imports them once and forks a fresh process
+for each:
 
-- Only work a fresh kernel would redo identically is shared: third-party modules
-  and the kernel machinery, imported before any zmq context, thread or event loop
-  exists in the server (it stays single-threaded). Nothing that reads a notebook's
-  environment at import time is shared: the `analysis` submodules (they read
-  `KZ_OUTPUT_DIR`) and `ipykernel.kernelapp` (it reads `JPY_PARENT_PID`) are
-  imported in the child. matplotlib is imported with the backend ipykernel sets
-  (`MPLBACKEND`), and its rcParams in the child are those of a plain import.
-- The child gets what a normal launch gives: the runner's environment for the
-  kernel, its working directory, a new session, the runner's stdout and stderr
-  (passed over the socket), a closed stdin pipe, default signal handlers, fresh
-  `__main__`, `sys.argv`, `sys.path[0]` and random seeds.
-- The server listens on an abstract unix socket named after the project, the
-  interpreter and the build (make pid) once its imports are done (while it
-  imports, a notebook starts its kernel the normal way, so the first stage never
-  waits for it), accepts only its own user, kills a kernel
-  whose runner disconnects, reaps its children and reports their exit status, and
-  exits when the build is over (the make process has gone) or after `IDLE`
-  seconds without a kernel.
-- `KZ_FORK_KERNELS=0` turns it off. Outside the build, on a platform without
-  abstract unix sockets (not Linux), with a kernel spec that is not
-  `python -m ipykernel_launcher`, or when the server cannot start, the runner
-  starts kernels the normal way; the reason is logged in `.build/kernels.log`.
+- a build step, asked for by `src/pipeline/client.py` (the Makefile runs every
+  step through it): the child runs `python -m <module> <args>` with the
+  client's environment, working directory, umask and standard streams;
+- a kernel, asked for by the runner (`ForkKernelManager`): the child runs
+  `ipykernel_launcher` exactly as `python -m ipykernel_launcher -f <connection
+  file>` would, so each notebook still runs in its own process, with
+  papermill's parameter injection and executed copy unchanged.
 
-    python -m pipeline.kernels --serve --owner PID   (started by the runner)
+What is shared, and what is not:
+- Only work a fresh process would redo identically is shared: third-party
+  modules and the kernel machinery, imported before any zmq context, thread or
+  event loop exists in the server (it stays single-threaded). The project's own
+  code is never shared: `analysis` and `pipeline` are imported afresh by each
+  child from the checkout that asked (the `PYTHONPATH` of its request), so one
+  server serves every checkout and scratch copy using the same environment, and
+  an edit to the project's code takes effect at once. `ipykernel.kernelapp`
+  (it reads `JPY_PARENT_PID`) is imported in the child too.
+- Libraries that look at their surroundings at import see a kernel's: matplotlib
+  is imported with the backend ipykernel sets (`MPLBACKEND`) and pandas with a
+  kernel shell; a kernel child gets the rcParams of a plain import, a step child
+  matplotlib's automatic backend and pandas' terminal `display.max_columns`.
+- The child gets what a normal start gives: its environment, working directory,
+  a new session, the caller's standard streams (passed over the socket), default
+  signal handlers, fresh `__main__`, `sys.argv`, `sys.path` and random seeds.
+
+Its life: one server per user, interpreter, installed packages and server code
+(`client.address`), listening on an abstract unix socket once its imports are
+done (while it imports, steps and kernels start the normal way, so nothing waits
+for it), accepting only its own user. It kills a child whose caller disconnects,
+reaps its children and reports their exit status. It exits after `IDLE` seconds
+(`KZ_FORK_IDLE`, default 600) without a child, when the environment changes
+(a package installed or removed) or when asked (`python -m pipeline.kernels
+--stop`). `KZ_FORK_KERNELS=0` turns it off: every step and kernel starts the
+normal way (the outputs are the same bytes; a test compares). So does a
+platform without abstract unix sockets (not Linux) or a kernel spec that is not
+`python -m ipykernel_launcher`; a step or kernel that could not be forked says
+why in `.build/kernels.log`.
+
+    python -m pipeline.kernels --serve   (started by the first client or runner)
+    python -m pipeline.kernels --stop
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import io
 import json
 import os
@@ -53,13 +66,11 @@ from typing import Any, NoReturn
 
 from jupyter_client.manager import KernelManager
 
-from analysis import paths
-from pipeline import lock
+from pipeline import client  # (nothing that needs a project root: the server has none)
 
-# What a fresh kernel would import (the runner's notebooks, the `analysis` helpers'
-# dependencies) and can be shared: no module here reads a notebook's environment.
-PRELOAD = (
-    "analysis",  # only the package: its jsonschema start-up fix must come first
+# What a fresh kernel would import (the notebooks, the `analysis` helpers'
+# dependencies), imported as in a kernel: no module here reads a notebook's environment.
+PRELOAD_KERNEL = (
     "ipykernel.ipkernel",
     "numpy",
     "pandas",
@@ -70,29 +81,33 @@ PRELOAD = (
     "matplotlib.backends.backend_agg",
     "seaborn",
     "PIL.Image",
+)
+# what the build steps import (papermill, nbconvert, the paper's markdown parser);
+# imported outside the kernel shell (tqdm, for one, picks its flavour at import)
+PRELOAD_STEPS = (
     "pydantic",
     "yaml",
+    "pandera.pandas",
+    "nbformat",
+    "nbclient",
+    "papermill",
+    "nbconvert",
+    "jupyter_client.manager",
+    "jupyter_client.kernelspec",
+    "markdown_it",
+    "mdit_py_plugins.myst_role",
+    "mdit_py_plugins.myst_blocks",
+    "mdit_py_plugins.front_matter",
+    "mdit_py_plugins.colon_fence",
 )
-# imported in the child, never shared (they read the kernel's environment at import)
-NOT_SHARED = ("pipeline", "analysis.", "ipykernel.kernelapp")
-IDLE = float(os.environ.get("KZ_FORK_IDLE", "30"))  # seconds without a kernel
-LOG = paths.BUILD / "kernels.log"
+# the project's code: imported afresh in each child from the checkout that asked
+PROJECT = ("analysis", "pipeline")
+NOT_SHARED = ("ipykernel.kernelapp",)
+IDLE = float(os.environ.get("KZ_FORK_IDLE", "600"))  # seconds without a child
 START_TIMEOUT = 120.0  # seconds for the server to fork
-WARMING = "-warming"  # the address the server holds while it imports
-
-
-def enabled() -> bool:
-    return os.environ.get("KZ_FORK_KERNELS", "1") != "0" and sys.platform == "linux"
-
-
-def log(message: str) -> None:
-    """One line in .build/kernels.log (why a kernel was not forked, server events)."""
-    try:
-        LOG.parent.mkdir(parents=True, exist_ok=True)
-        with open(LOG, "a") as f:
-            f.write(f"{time.strftime('%H:%M:%S')} [{os.getpid()}] {message}\n")
-    except OSError:
-        pass
+WARMING = client.WARMING
+enabled = client.enabled
+log = client.log
 
 
 def interpreter(kernel_argv: list[str]) -> list[str] | None:
@@ -109,66 +124,35 @@ def interpreter(kernel_argv: list[str]) -> list[str] | None:
     return kernel_argv[:i]
 
 
-def address(owner: int, python: list[str]) -> str:
-    """The server's abstract socket name: one per project, interpreter and build."""
-    key = json.dumps([str(paths.ROOT), owner, lock._start_time(owner), python])
-    return "\0kz-forkserver-" + hashlib.sha256(key.encode()).hexdigest()[:24]
-
-
-def _listening(addr: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def ours(python: list[str]) -> bool:
+    """Whether a kernel spec's `[python, *flags]` is this environment's interpreter
+    with the warm server's flags (a scratch copy reaches the same .venv by a link)."""
     try:
-        probe.connect(addr)
-        return True
+        same = os.path.samefile(os.path.dirname(python[0]), os.path.dirname(sys.executable))
     except OSError:
         return False
-    finally:
-        probe.close()
-
-
-def ensure_server(owner: int, python: list[str]) -> str | None:
-    """The build's fork server's address if it is ready to fork; else None, after
-    starting it unless it is already importing (no waiting: a notebook that finds
-    it still importing starts its kernel the normal way meanwhile, on the other core)."""
-    addr = address(owner, python)
-    if _listening(addr):
-        return addr
-    if _listening(addr + WARMING):
-        return None
-    env = {k: v for k, v in os.environ.items() if k not in ("KZ_OUTPUT_DIR", "JPY_PARENT_PID")}
-    LOG.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOG, "a") as out:
-        subprocess.Popen(
-            [*python, "-m", "pipeline.kernels", "--serve", "--owner", str(owner)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            env=env,
-            cwd=paths.NOTEBOOKS,
-            start_new_session=True,  # Ctrl-C of make reaches the runners, not the server
-        )
-    return None
+    return same and os.path.basename(python[0]).startswith("python") and python[1:] == client.FLAGS
 
 
 class ForkedKernel:
     """A forked kernel seen like the `Popen` of a normal launch (poll, wait, signals).
 
-    It is the fork server's child: its exit status arrives over the socket the
+    It is the warm server's child: its exit status arrives over the socket the
     runner keeps open (closing it makes the server kill the kernel)."""
 
     stdin = stdout = stderr = None
 
-    def __init__(self, pid: int, conn: socket.socket) -> None:
+    def __init__(self, pid: int, conn: Any) -> None:
         self.pid = pid
         self.returncode: int | None = None
-        self._conn: socket.socket | None = conn
+        self._conn: Any = conn
 
     def _read(self, timeout: float) -> None:
         """Take the exit status from the server's message (or, if the server has
         gone, see whether the pid still exists)."""
         conn = self._conn
         if conn is not None:
-            if not select.select([conn], [], [], timeout)[0]:
+            if not getattr(conn, "data", b"") and not select.select([conn], [], [], timeout)[0]:
                 return
             data = conn.recv(256)
             if data.startswith(b"exit "):
@@ -180,7 +164,7 @@ class ForkedKernel:
             self.close()  # the server has gone: the kernel, if alive, was reparented
         elif timeout:
             time.sleep(timeout)
-        if not lock.alive(self.pid):
+        if not client.alive(self.pid):
             self.returncode = -signal.SIGKILL
 
     def poll(self) -> int | None:
@@ -214,46 +198,17 @@ class ForkedKernel:
 
 
 def fork_kernel(addr: str, cmd: list[str], env: dict[str, str], cwd: str) -> ForkedKernel:
-    """Ask the server at `addr` for a kernel running `cmd`; OSError if it cannot."""
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        deadline = time.monotonic() + 10
-        while True:  # the server may still be binding
-            try:
-                conn.connect(addr)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        conn.settimeout(START_TIMEOUT)
-        request = json.dumps({"cmd": cmd, "env": env, "cwd": cwd}).encode() + b"\n"
-        socket.send_fds(conn, [request], [sys.stdout.fileno(), sys.stderr.fileno()])
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = conn.recv(256)
-            if not chunk:
-                raise OSError("the fork server closed the connection")
-            reply += chunk
-        if not reply.startswith(b"pid "):
-            raise OSError(reply.decode(errors="replace").strip())
-        conn.settimeout(None)
-        kernel = ForkedKernel(int(reply.split()[1]), conn)
-        if b"\nexit " in reply:  # it died at once
-            kernel.returncode = int(reply.split(b"\nexit ")[1].split()[0])
-            kernel.close()
-        return kernel
-    except BaseException:
-        conn.close()
-        raise
+    """Ask the server at `addr` for a kernel running `cmd`; OSError if it cannot.
+    The kernel gets this process's stdout and stderr, and a closed stdin pipe."""
+    request = {"kind": "kernel", "cmd": cmd, "env": env, "cwd": cwd}
+    conn, pid = client.connect(addr, request, [sys.stdout.fileno(), sys.stderr.fileno()])
+    return ForkedKernel(pid, conn)
 
 
 class ForkKernelManager(KernelManager):
-    """A KernelManager whose kernel process is forked by the build's fork server;
+    """A KernelManager whose kernel process is forked by the warm server;
     everything else (connection file, ports, env, client, shutdown) is jupyter_client's.
     Falls back to the normal launch, logged, when the server cannot fork it."""
-
-    fork_owner = 0  # the build (make pid) whose server forks this kernel
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         python = interpreter(self.kernel_spec.argv) if self.kernel_spec else None
@@ -263,9 +218,12 @@ class ForkKernelManager(KernelManager):
             if not kw.get("independent"):
                 env["JPY_PARENT_PID"] = str(os.getpid())  # as launch_kernel sets it
             try:
-                addr = ensure_server(self.fork_owner, python)
-                if addr:
+                if not ours(python):
+                    raise OSError(f"kernel spec interpreter {python} is not the server's")
+                addr = client.address()
+                if client.ensure_server(addr):
                     proc = fork_kernel(addr, kernel_cmd, env, str(kw.get("cwd") or os.getcwd()))
+                    log(f"kernel forked (pid {proc.pid})")
             except OSError as e:
                 log(f"kernel not forked, started normally: {e}")
         if proc is None:
@@ -277,34 +235,33 @@ class ForkKernelManager(KernelManager):
         self._reconcile_connection_info(prov.connection_info)
 
 
-def start(owner: int | None, kernel_name: str) -> int | None:
-    """Start the fork server of the build `owner` (make pid) if it is not running, so
-    that it imports while the runner imports papermill; return the owner to pass to
-    `manager`, or None when kernels are not forked (switched off, unsupported)."""
-    if not (owner and enabled()):
-        return None
+def start(wanted: bool, kernel_name: str) -> bool:
+    """Whether a run forks its kernels (`wanted`, switched on, a python kernel
+    spec); starts the warm server if it is not running, so that it imports while
+    the runner imports papermill."""
+    if not (wanted and enabled()):
+        return False
     try:
         from jupyter_client.kernelspec import KernelSpecManager
 
         python = interpreter(KernelSpecManager().get_kernel_spec(kernel_name).argv)
         if python is None:
             log(f"kernels not forked: kernel spec {kernel_name} is not a python -m ipykernel")
-            return None
-        ensure_server(owner, python)
+            return False
+        if not ours(python):
+            log(f"kernels not forked: kernel spec interpreter {python} is not this environment's")
+            return False
+        client.ensure_server(client.address())
     except Exception as e:  # noqa: BLE001 - any failure: the normal path, logged
-        log(f"kernels not forked: fork server not started: {e}")
-        return None
-    return owner
+        log(f"kernels not forked: warm server not started: {e}")
+        return False
+    return True
 
 
-def manager(owner: int | None, **kw: Any) -> KernelManager:
-    """The kernel manager of a run: forked kernels when `owner` (from `start`) is
-    set, else jupyter_client's own."""
-    if not owner:
-        return KernelManager(**kw)
-    km = ForkKernelManager(**kw)
-    km.fork_owner = owner
-    return km
+def manager(forked: bool, **kw: Any) -> KernelManager:
+    """The kernel manager of a run: forked kernels when `forked` (from `start`),
+    else jupyter_client's own."""
+    return ForkKernelManager(**kw) if forked else KernelManager(**kw)
 
 
 # ---------------------------------------------------------------- the server
@@ -318,12 +275,23 @@ class ZMQInteractiveShell:
     kernel = True
 
 
-def _preload() -> dict[str, Any]:
-    """Import PRELOAD as a kernel would (MPLBACKEND set by ipykernel before user code,
-    `get_ipython` a kernel's shell); return the rcParams of a plain matplotlib import."""
-    import builtins
+def _import(name: str) -> None:
     import importlib
+
+    try:
+        importlib.import_module(name)
+    except Exception as e:  # noqa: BLE001 - not installed: a child imports it
+        print(f"warm server: not preloaded {name}: {e}", file=sys.stderr)
+
+
+def _preload() -> dict[str, Any]:
+    """Import PRELOAD_KERNEL as a kernel would (MPLBACKEND set by ipykernel before
+    user code, `get_ipython` a kernel's shell), then PRELOAD_STEPS; return the
+    rcParams of a plain matplotlib import in a kernel."""
+    import builtins
     import warnings
+
+    import analysis  # noqa: F401 - its jsonschema start-up fix must come first
 
     mpl_env = os.environ.get("MPLBACKEND")
     if not mpl_env:
@@ -333,20 +301,44 @@ def _preload() -> dict[str, Any]:
     rc: dict[str, Any] = {}
     try:
         with warnings.catch_warnings(record=True) as caught:
-            for name in PRELOAD:
-                try:
-                    importlib.import_module(name)
-                except Exception as e:  # noqa: BLE001 - not installed: a kernel imports it
-                    log(f"fork server: not preloaded {name}: {e}")
+            for name in PRELOAD_KERNEL:
+                _import(name)
                 if name == "matplotlib" and "matplotlib" in sys.modules:
                     rc = dict(sys.modules["matplotlib"].rcParams)
     finally:
         del builtins.get_ipython  # type: ignore[attr-defined]
         if not mpl_env:
             del os.environ["MPLBACKEND"]
-    for w in caught:
-        log(f"fork server: warning while preloading: {w.message}")
+    with warnings.catch_warnings(record=True) as caught_steps:
+        for name in PRELOAD_STEPS:
+            _import(name)
+    for w in [*caught, *caught_steps]:
+        print(f"warm server: warning while preloading: {w.message}", file=sys.stderr)
+    _warm()
+    _forget(PROJECT)
     return rc
+
+
+def _warm() -> None:
+    """Fill the module-level caches a fresh process would fill identically on first
+    use (they hold no state of a build): the compiled notebook schema that nbformat
+    validates every read and write against, and what nbconvert's first HTML export
+    sets up (the code highlighter, the HTML sanitizer), by exporting a throwaway
+    two-cell notebook."""
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+        from nbformat import validator
+
+        for relax in (False, True):
+            validator.get_validator(4, 5, relax_add_props=relax)
+        v4 = nbformat.v4
+        cell = v4.new_code_cell("x = 1", outputs=[v4.new_output("stream", text="1")])
+        nb = v4.new_notebook(cells=[cell, v4.new_markdown_cell("# x")])
+        nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+        HTMLExporter(template_name="basic").from_notebook_node(nb)
+    except Exception as e:  # noqa: BLE001 - a child does it itself
+        print(f"warm server: caches not filled: {e}", file=sys.stderr)
 
 
 def _peer_uid(conn: socket.socket) -> int:
@@ -359,10 +351,12 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     conn.settimeout(10)
     while not data.endswith(b"\n"):
         chunk, more, _, _ = socket.recv_fds(conn, 1 << 20, 4)
+        fds += more
         if not chunk:
+            for fd in fds:
+                os.close(fd)
             raise OSError("request cut short")
         data += chunk
-        fds += more
     return json.loads(data), fds
 
 
@@ -382,19 +376,42 @@ def _stdio() -> None:
 
 
 def _forget(prefixes: tuple[str, ...]) -> None:
-    """Remove modules from sys.modules and from their package, so that the next
-    import runs them afresh."""
-    for name in [m for m in sys.modules if m.startswith(prefixes)]:
+    """Remove modules (a name or a package with its submodules) from sys.modules and
+    from their package, so that the next import runs them afresh."""
+    packages = tuple(p + "." for p in prefixes)
+    for name in [m for m in sys.modules if m in prefixes or m.startswith(packages)]:
         del sys.modules[name]
         package, _, attr = name.rpartition(".")
         if package in sys.modules and getattr(sys.modules[package], attr, None) is not None:
             delattr(sys.modules[package], attr)
 
 
+def _base_path() -> list[str]:
+    """The interpreter's own sys.path entries (stdlib, site-packages and its .pth
+    files), as a start without PYTHONPATH makes them (asked of one, once)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = "import json, sys; print(json.dumps(sys.path[1:]))"
+    out = subprocess.run(
+        [sys.executable, *client.FLAGS, "-c", code], env=env, capture_output=True, text=True
+    )
+    return list(json.loads(out.stdout)) if out.returncode == 0 else sys.path[1:]
+
+
+def _sys_path(env: dict[str, str], cwd: str, base: list[str]) -> list[str]:
+    """sys.path as `python -m` started with `env` in `cwd` makes it: the working
+    directory, PYTHONPATH, then the interpreter's own entries."""
+    extra = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return [cwd, *extra, *base]
+
+
 def _child(
-    request: dict[str, Any], fds: list[int], rc: dict[str, Any], close: list[Any]
+    request: dict[str, Any],
+    fds: list[int],
+    rc: dict[str, Any],
+    base_path: list[str],
+    close: list[Any],
 ) -> NoReturn:
-    """In the forked child: become a fresh kernel process, run ipykernel_launcher."""
+    """In the forked child: become a fresh process running a step or a kernel."""
     code = 1
     try:
         os.setsid()
@@ -403,31 +420,60 @@ def _child(
             s.close() if hasattr(s, "close") else os.close(s)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        r, w = os.pipe()  # stdin: a pipe closed by the launcher, as in launch_kernel
-        os.close(w)
-        for target, fd in ((0, r), (1, fds[0]), (2, fds[1])):
+        kernel = request["kind"] == "kernel"
+        if kernel:  # stdin: a pipe closed by the launcher, as in launch_kernel
+            r, w = os.pipe()
+            os.close(w)
+            fds = [r, *fds]
+        for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        for fd in (r, *fds):
-            os.close(fd)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
         _stdio()
         os.chdir(request["cwd"])
+        env = request["env"]
         os.environ.clear()
-        os.environ.update(request["env"])
-        cmd = request["cmd"]
-        sys.argv = ["ipykernel_launcher", *cmd[cmd.index("-m") + 2 :]]
-        sys.path[0] = os.getcwd()  # what `python -m` puts first
-        _forget(NOT_SHARED)
-        if "matplotlib" in sys.modules and rc:
-            dict.update(sys.modules["matplotlib"].rcParams, rc)
+        os.environ.update(env)
+        if "umask" in request:
+            os.umask(request["umask"])
+        sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
+        sys.path[:] = _sys_path(env, os.getcwd(), base_path)
+        _forget(PROJECT + NOT_SHARED)
+        mpl = sys.modules.get("matplotlib")
+        if kernel:
+            module = "ipykernel_launcher"
+            cmd = request["cmd"]
+            sys.argv = [module, *cmd[cmd.index("-m") + 2 :]]
+            if mpl is not None and rc:
+                dict.update(mpl.rcParams, rc)
+        else:
+            module = request["module"]
+            sys.argv = [module, *request["argv"]]
+            if mpl is not None:  # what a plain import outside a kernel chooses
+                from matplotlib import rcsetup
+
+                backend = env.get("MPLBACKEND") or rcsetup._auto_backend_sentinel
+                dict.update(mpl.rcParams, {**rc, "backend": backend})
+            if "pandas" in sys.modules:  # a terminal's default, not a kernel's
+                sys.modules["pandas"].set_option("display.max_columns", 0)
+        import random
+
+        random.seed()
         if "numpy.random" in sys.modules:
             sys.modules["numpy.random"].seed()  # a fresh process draws a new seed
         import runpy
 
-        runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, int | None):
+            print(e.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
     except BaseException:
         import traceback
 
@@ -448,50 +494,63 @@ def _child(
 
 
 class Server:
-    """The fork server of one build: accepts requests, forks kernels, reaps them."""
+    """The warm server: accepts requests, forks steps and kernels, reaps them."""
 
-    def __init__(self, owner: int) -> None:
-        self.owner, self.owner_start = owner, lock._start_time(owner)
-        self.python = sys.orig_argv[: sys.orig_argv.index("-m")]
+    def __init__(self) -> None:
+        self.addr = client.address()
+        self.python = [sys.executable, *client.FLAGS]
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.kernels: dict[int, socket.socket] = {}  # pid -> its runner's connection
-        self.orphans: dict[int, socket.socket] = {}  # runner gone: killed, to be reaped
+        self.children: dict[int, socket.socket] = {}  # pid -> its caller's connection
+        self.orphans: dict[int, socket.socket] = {}  # caller gone: killed, to be reaped
         self.rc: dict[str, Any] = {}
-
-    def build_over(self) -> bool:
-        return not lock.alive(self.owner, self.owner_start)
+        self.base_path: list[str] = []
+        self.stopping = False
 
     def run(self) -> int:
         warming = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:  # claimed while importing: runners start their kernels normally meanwhile
-            warming.bind(address(self.owner, self.python) + WARMING)
+        try:  # claimed while importing: steps and kernels start normally meanwhile
+            warming.bind(self.addr + WARMING)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                return 0  # another runner started it first
+                return 0  # another caller started it first
             raise
-        warming.listen(1)
+        warming.listen(64)
         t0 = time.monotonic()
         self.rc = _preload()
-        self.listener.bind(address(self.owner, self.python))
+        self.base_path = _base_path()
+        try:
+            self.listener.bind(self.addr)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return 0
+            raise
         self.listener.listen(64)
         warming.close()
-        log(f"fork server for make pid {self.owner} ready in {time.monotonic() - t0:.1f}s")
+        log(f"warm server (pid {os.getpid()}) ready in {time.monotonic() - t0:.1f}s")
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select through wake_w
-        last = time.monotonic()
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        last = checked = time.monotonic()
         while True:
-            if self.build_over():
-                for pid in list(self.kernels):
-                    self.drop(pid)
-            if self.kernels or self.orphans:
-                last = time.monotonic()
-            elif self.build_over() or time.monotonic() - last > IDLE:
+            now = time.monotonic()
+            if self.children or self.orphans:
+                last = now
+            elif self.stopping or now - last > IDLE:
                 break
-            watched: list[Any] = [self.listener, self.wake_r, *self.kernels.values()]
-            ready = select.select(watched, [], [], 0.5)[0]
+            if now - checked > 2:  # the environment changed: new callers go elsewhere
+                checked = now
+                if not self.stopping and client.address() != self.addr:
+                    log("warm server: the environment or its code changed, exiting")
+                    self.stopping = True
+            if self.stopping and self.listener.fileno() >= 0:
+                self.listener.close()
+            watched: list[Any] = [self.wake_r, *self.children.values()]
+            if not self.stopping:
+                watched.append(self.listener)
+            ready = select.select(watched, [], [], 1.0)[0]
             try:
                 os.read(self.wake_r, 512)
             except BlockingIOError:
@@ -499,12 +558,12 @@ class Server:
             self.reap()
             for sock in ready:
                 if sock is self.listener:
-                    self.accept()
+                    if not self.stopping:
+                        self.accept()
                 elif isinstance(sock, socket.socket):
-                    gone = next((p for p, c in self.kernels.items() if c is sock), None)
+                    gone = next((p for p, c in self.children.items() if c is sock), None)
                     if gone is not None and not sock.recv(256):
-                        self.drop(gone)  # its runner has gone: kill it, as its parent would
-        # (no log line here: the build may be removing the project folder already)
+                        self.drop(gone)  # its caller has gone: kill it, as its parent would
         return 0
 
     def drop(self, pid: int) -> None:
@@ -512,7 +571,7 @@ class Server:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-        self.orphans[pid] = self.kernels.pop(pid)
+        self.orphans[pid] = self.children.pop(pid)
 
     def reap(self) -> None:
         while True:
@@ -522,7 +581,7 @@ class Server:
                 return
             if pid == 0:
                 return
-            conn = self.kernels.pop(pid, None) or self.orphans.pop(pid, None)
+            conn = self.children.pop(pid, None) or self.orphans.pop(pid, None)
             if conn is not None:
                 try:
                     conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
@@ -537,25 +596,39 @@ class Server:
             if _peer_uid(conn) != os.getuid():
                 raise OSError("refused: another user")
             request, fds = _receive(conn)
-            cmd = request["cmd"]
-            if len(fds) != 2 or cmd[: len(self.python) + 2] != [
-                *self.python,
-                "-m",
-                "ipykernel_launcher",
-            ]:
-                raise OSError(f"cannot fork {cmd} from {self.python}")
+            kind = request.get("kind")
+            if kind == "stop":
+                conn.sendall(b"stopping\n")
+                conn.close()
+                self.stopping = True
+                return
+            if kind == "kernel":
+                cmd = request["cmd"]
+                n = len(client.FLAGS) + 1
+                if (
+                    len(fds) != 2
+                    or not ours(cmd[:n])
+                    or cmd[n : n + 2] != ["-m", "ipykernel_launcher"]
+                ):
+                    raise OSError(f"cannot fork {cmd} from {self.python}")
+            elif kind != "module" or len(fds) != 3:
+                raise OSError(f"cannot serve {kind!r} with {len(fds)} streams")
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
                 close = [self.listener, self.wake_r, self.wake_w, conn]
                 _child(
-                    request, fds, self.rc, [*close, *self.kernels.values(), *self.orphans.values()]
+                    request,
+                    fds,
+                    self.rc,
+                    self.base_path,
+                    [*close, *self.children.values(), *self.orphans.values()],
                 )
             conn.settimeout(None)
             conn.sendall(f"pid {pid}\n".encode())
-            self.kernels[pid] = conn
-        except (OSError, ValueError, KeyError) as e:
+            self.children[pid] = conn
+        except (OSError, ValueError, KeyError, TypeError) as e:
             try:
                 conn.sendall(f"error {e}\n".encode())
             except OSError:
@@ -566,12 +639,34 @@ class Server:
                 os.close(fd)
 
 
+def stop() -> bool:
+    """Ask this user's warm server for this environment to exit once its children
+    are done; True if there was one."""
+    addr = client.address()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(addr)
+        socket.send_fds(conn, [json.dumps({"kind": "stop"}).encode() + b"\n"], [])
+        conn.recv(64)
+        return True
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.kernels", description=__doc__)
-    ap.add_argument("--serve", action="store_true", help="run the fork server of a build")
-    ap.add_argument("--owner", type=int, required=True, help="the build's make pid")
+    ap.add_argument("--serve", action="store_true", help="run the warm server")
+    ap.add_argument("--stop", action="store_true", help="ask the warm server to exit")
     a = ap.parse_args(argv)
-    return Server(a.owner).run()
+    if a.stop:
+        print("warm server stopping" if stop() else "no warm server")
+        return 0
+    if a.serve:
+        return Server().run()
+    ap.print_usage()
+    return 2
 
 
 if __name__ == "__main__":

@@ -151,9 +151,8 @@ def execute(
 ) -> float:
     """Execute `notebook` into `out`; return the wall time in seconds."""
     # a build's kernels are forked from a pre-imported interpreter (pipeline.kernels);
-    # it starts importing now, while this process imports papermill
-    owner = lock.holder() if build else None
-    fork_owner = kernels.start(int(owner["pid"]) if owner else None, kernel)
+    # if it is not running, it starts importing now, while this process imports papermill
+    forked = kernels.start(build, kernel)
     import nbformat
     import papermill as pm
 
@@ -192,7 +191,7 @@ def execute(
     # no "unencrypted TCP" warning; removed here, or by the next build if killed.
     sockets = Path(tempfile.mkdtemp(prefix=f"{lock.KERNEL_SOCKETS_PREFIX}{os.getpid()}-"))
     km = kernels.manager(
-        fork_owner,
+        forked,
         kernel_name=kernel,
         transport="ipc",
         ip=f"{sockets}/k",
