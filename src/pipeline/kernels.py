@@ -386,29 +386,40 @@ def _forget(prefixes: tuple[str, ...]) -> None:
             delattr(sys.modules[package], attr)
 
 
-def _base_path() -> list[str]:
-    """The interpreter's own sys.path entries (stdlib, site-packages and its .pth
-    files), as a start without PYTHONPATH makes them (asked of one, once)."""
+def _base_path() -> tuple[list[str], list[str]]:
+    """The interpreter's own sys.path entries, as a start without PYTHONPATH makes
+    them: those it computes itself (the standard library), and those the `site`
+    module adds (site-packages and its .pth files). Asked of one, once."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     code = "import json, sys; print(json.dumps(sys.path[1:]))"
-    out = subprocess.run(
-        [sys.executable, *client.FLAGS, "-c", code], env=env, capture_output=True, text=True
-    )
-    return list(json.loads(out.stdout)) if out.returncode == 0 else sys.path[1:]
+    found = []
+    for flags in (["-S"], []):
+        out = subprocess.run(
+            [sys.executable, *client.FLAGS, *flags, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        found.append(json.loads(out.stdout) if out.returncode == 0 else sys.path[1:])
+    core, full = found
+    return core, [p for p in full if p not in core]
 
 
-def _sys_path(env: dict[str, str], cwd: str, base: list[str]) -> list[str]:
+def _sys_path(env: dict[str, str], cwd: str, core: list[str], site: list[str]) -> list[str]:
     """sys.path as `python -m` started with `env` in `cwd` makes it: the working
-    directory, PYTHONPATH, then the interpreter's own entries."""
+    directory, PYTHONPATH, the interpreter's entries, then the `site` ones that are
+    not there already (site skips a folder already on the path)."""
     extra = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return [cwd, *extra, *base]
+    path = [cwd, *extra, *core]
+    seen = {os.path.normcase(os.path.abspath(p)) for p in path}
+    return path + [p for p in site if os.path.normcase(os.path.abspath(p)) not in seen]
 
 
 def _child(
     request: dict[str, Any],
     fds: list[int],
     rc: dict[str, Any],
-    base_path: list[str],
+    base_path: tuple[list[str], list[str]],
     close: list[Any],
 ) -> NoReturn:
     """In the forked child: become a fresh process running a step or a kernel."""
@@ -440,7 +451,7 @@ def _child(
         if "umask" in request:
             os.umask(request["umask"])
         sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
-        sys.path[:] = _sys_path(env, os.getcwd(), base_path)
+        sys.path[:] = _sys_path(env, os.getcwd(), *base_path)
         _forget(PROJECT + NOT_SHARED)
         mpl = sys.modules.get("matplotlib")
         if kernel:
@@ -503,7 +514,7 @@ class Server:
         self.children: dict[int, socket.socket] = {}  # pid -> its caller's connection
         self.orphans: dict[int, socket.socket] = {}  # caller gone: killed, to be reaped
         self.rc: dict[str, Any] = {}
-        self.base_path: list[str] = []
+        self.base_path: tuple[list[str], list[str]] = ([], [])
         self.stopping = False
 
     def run(self) -> int:
