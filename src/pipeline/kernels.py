@@ -553,7 +553,11 @@ class Server:
                 break
             if now - checked > 2:  # the environment changed: new callers go elsewhere
                 checked = now
-                if not self.stopping and client.address() != self.addr:
+                try:
+                    changed = client.address() != self.addr
+                except OSError:  # the checkout or environment that started it is gone
+                    changed = True
+                if not self.stopping and changed:
                     log("warm server: the environment or its code changed, exiting")
                     self.stopping = True
             if self.stopping and self.listener.fileno() >= 0:

@@ -31,6 +31,13 @@ PLAN = BUILD / "plan.json"
 RUNS = BUILD / "runs"
 
 
+def say(line: str) -> None:
+    """One progress line in one write (parallel notebooks' lines never interleave,
+    also when PYTHONUNBUFFERED makes print write the line and its newline apart)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def plan(make_args: list[str]) -> list[str]:
     """Notebooks this build will run, in order; written to .build/plan.json.
 
@@ -72,7 +79,7 @@ def plan(make_args: list[str]) -> list[str]:
     if nbs:
         left = sum(_last(n).get("seconds", 0) for n in nbs) / max(1, min(_jobs(), len(nbs)))
         est = f", about {left:.0f}s from previous runs" if left else ""
-        print(f"[build] {len(nbs)} notebook(s) to run: {', '.join(nbs)}{est}", flush=True)
+        say(f"[build] {len(nbs)} notebook(s) to run: {', '.join(nbs)}{est}")
     return nbs
 
 
@@ -156,11 +163,11 @@ class Progress:
             todo = self.plan[i:]
             rest = sum(_last(n).get("seconds", 0) for n in todo) / min(self.jobs, len(todo))
             est = f" (~{expect:.0f}s; ~{rest:.0f}s left in the build)"
-        print(f"{self.pos} {self.name} started: {why}{est}", flush=True)
+        say(f"{self.pos} {self.name} started: {why}{est}")
 
     def done(self) -> float:
         secs = time.perf_counter() - self.t0
-        print(f"{self.pos} {self.name} done in {secs:.1f}s", flush=True)
+        say(f"{self.pos} {self.name} done in {secs:.1f}s")
         if self.inputs:
             RUNS.mkdir(parents=True, exist_ok=True)
             write_atomic(
