@@ -7,6 +7,8 @@ Researchers do not import this package; notebooks use `analysis` only.
 - `merge`: merges the per-notebook results registries
 - `report`: executed notebooks as HTML pages
 - `paper`: renders paper/paper.md with the results and publishes reports/ together
+- `kernels`, `client`: the warm server that forks each step and kernel from a
+  pre-imported interpreter, and the client the Makefile runs steps through
 - `publish`, `fingerprint`, `lock`, `progress`: all-or-nothing publication, provenance,
   one build at a time, progress lines
 - `verify`: `make verify` and `make record`
