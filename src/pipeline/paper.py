@@ -191,20 +191,23 @@ def git_info(root: Path = paths.ROOT) -> dict[str, Any]:
     if os.environ.get("KZ_GIT_INFO"):  # a scratch copy made by `make verify`: the checkout's
         return json.loads(os.environ["KZ_GIT_INFO"])
 
-    def git(*args: str) -> str:
+    def git(*args: str) -> str | None:
         try:
-            return subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
+            r = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=60
+            )
         except (OSError, subprocess.SubprocessError):
-            return ""
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
+    commit = git("rev-parse", "HEAD") or ""
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else ""
     return {
         "commit": commit or "unknown",
         "short": commit[:10] or "unknown",
         "date": git("log", "-1", "--format=%cs") or "undated",
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # a status git could not give (timed out, failed) is not a clean tree
+        "dirty": status is None or bool(status),
     }
 
 
