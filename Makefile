@@ -144,9 +144,10 @@ endif
 NBSTRIPOUT_ARGS := --keep-id --extra-keys "metadata.language_info.version cell.metadata.execution cell.metadata.papermill"
 # (in a linked worktree, only with extensions.worktreeConfig, so that the other
 # worktrees of the repository keep their own settings)
-# (through the warm server's client: git runs it once per notebook it must re-read,
-# e.g. all of them in `git status` right after a clone; ~50 ms each instead of ~1 s)
-NBSTRIPOUT := '"$(abspath $(VENV))/bin/python" "$(abspath src/pipeline/client.py)" nbstripout $(NBSTRIPOUT_ARGS)'
+# (through the warm server's client when a server runs, never starting one: git runs
+# it once per notebook it must re-read, e.g. all of them in `git status` right after
+# a clone, as the paper stage does; ~50 ms each instead of ~1 s)
+NBSTRIPOUT := '"$(abspath $(VENV))/bin/python" "$(abspath src/pipeline/client.py)" --no-start nbstripout $(NBSTRIPOUT_ARGS)'
 define GIT_FILTER
 git rev-parse --git-dir >/dev/null 2>&1 || exit 0; \
 where=--local; \

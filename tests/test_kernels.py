@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -168,8 +169,9 @@ def test_a_step_runs_forked_with_the_callers_code_streams_and_status(tmp_path: P
     exit status; the module imported afresh from the caller's PYTHONPATH (an edit
     takes effect at once), and no project code loaded before it."""
     ready()
-    code = tmp_path / "code"
-    code.mkdir()
+    code = tmp_path / "code"  # laid out as a checkout's src/ (other PYTHONPATH
+    (code / "pipeline").mkdir(parents=True)  # entries get a server of their own)
+    (code / "pipeline" / "client.py").write_text("")
     (code / "kzprobe.py").write_text(PROBE.replace("VERSION", "1"))
     env = {
         **os.environ,
@@ -229,3 +231,108 @@ def test_a_step_runs_normally_when_switched_off(tmp_path: Path):
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 0
     assert int(out) == os.getpid()  # the client became the step (exec), our child
+
+
+def probe_env(tmp_path: Path, code: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment whose PYTHONPATH holds the module `kzstep` with `code`."""
+    src = tmp_path / "src"
+    (src / "pipeline").mkdir(parents=True, exist_ok=True)
+    (src / "pipeline" / "client.py").write_text("")  # a checkout's src/ (see above)
+    (src / "kzstep.py").write_text(code)
+    path = f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
+
+
+def step(env: dict[str, str], cwd: Path, **kw) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(CLIENT), "kzstep"]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, **kw)
+
+
+def test_a_step_ends_as_a_process_would_signals_ignored_and_fatal(tmp_path: Path):
+    """A step killed by a signal ends the caller by the same signal; a signal the
+    caller ignores (nohup) is ignored by the step too."""
+    ready()
+    env = probe_env(tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    assert step(env, tmp_path).returncode == -signal.SIGKILL
+    code = "import os, signal\nos.kill(os.getpid(), signal.SIGHUP)\nprint(os.getppid())\n"
+    env = probe_env(tmp_path, code)
+    r = step(env, tmp_path, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    assert r.returncode == 0 and int(r.stdout) != os.getpid()  # forked, and survived
+
+
+def test_the_server_survives_a_bad_request_and_refuses_other_users(tmp_path: Path):
+    """Garbage on the socket is refused without harm; a name held by another user's
+    process is never trusted with a step (its environment and streams)."""
+    import socket
+
+    ready()
+    addr = client.address()
+    for junk in (b"[]\n", b"{}\n", b"[" * 100000 + b"\n", b"not json\n"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(addr)
+        s.sendall(junk)
+        assert s.recv(256).startswith(b"error ")
+        s.close()
+    assert client.listening(addr)
+    # another user binds the name a caller with other start-up settings would use
+    env = probe_env(tmp_path, "import os\nprint(os.getppid())\n", {"PYTHONKZTEST": str(tmp_path)})
+    env["KZ_FORK_IDLE"] = "5"
+    other = subprocess.run(
+        [sys.executable, "-c", "from pipeline import client; print(repr(client.address()))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    name = eval(other.stdout)  # noqa: S307 - our own repr of a str
+    fake = subprocess.Popen(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            "import socket, sys, time\ns = socket.socket(socket.AF_UNIX)\n"
+            f"s.bind({name!r}); s.listen(8); print('bound', flush=True)\n"
+            "c, _ = s.accept(); data = c.recv(1 << 20)\n"
+            "if data: print('GOT', len(data), flush=True)\n"
+            "time.sleep(10)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert fake.stdout.readline().strip() == "bound"
+        r = step(env, tmp_path)
+        assert r.returncode == 0 and int(r.stdout) == os.getpid()  # run the normal way
+    finally:
+        fake.kill()
+        out = fake.communicate()[0]
+    assert "GOT" not in out  # it was told nothing
+
+
+def test_a_step_keeps_its_status_when_the_server_dies(tmp_path: Path):
+    """The exit status also travels through the step's own status pipe: a server
+    killed mid-step does not turn a successful step into a failed one."""
+    env = probe_env(
+        tmp_path,
+        "import os, sys, time\nprint(os.getppid(), flush=True)\ntime.sleep(3)\nsys.exit(0)\n",
+        {"PYTHONKZTEST": str(tmp_path), "KZ_FORK_IDLE": "30"},  # a server of its own
+    )
+    wait_ready = (
+        "import time\nfrom pipeline import client\na = client.address()\n"
+        "client.ensure_server(a)\nt = time.monotonic() + 120\n"
+        "while not client.listening(a) and time.monotonic() < t: time.sleep(0.05)\n"
+        "print(client.listening(a))"
+    )
+    r = subprocess.run([sys.executable, "-c", wait_ready], env=env, capture_output=True, text=True)
+    assert r.stdout.strip() == "True", r.stderr
+    p = subprocess.Popen(
+        [sys.executable, str(CLIENT), "kzstep"], cwd=tmp_path, env=env, stdout=subprocess.PIPE
+    )
+    assert p.stdout is not None
+    server = int(p.stdout.readline())
+    assert server != p.pid
+    os.kill(server, signal.SIGKILL)
+    assert p.wait(timeout=60) == 0

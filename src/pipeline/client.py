@@ -4,15 +4,20 @@ What `python -m MODULE ARGS...` does, without paying for the imports each time:
 the warm server (`pipeline.kernels`, one per user and environment) has imported
 pandas, matplotlib, statsmodels, papermill, nbconvert and the rest once, and forks
 a fresh process for each step. The forked process gets this process's
-environment, working directory, umask and standard streams, imports the
-project's own code (`analysis`, `pipeline`) afresh from this checkout, and runs
-MODULE as `__main__`; its exit status is this process's. Ctrl-C and SIGTERM are
-passed on to it; if this process dies, the server kills it.
+environment, working directory, umask, ignored signals and standard streams,
+imports the project's own code (`analysis`, `pipeline`) afresh from this
+checkout, and runs MODULE as `__main__`; its exit status (or the signal that
+ended it) is this process's. Ctrl-C, SIGTERM, SIGHUP and SIGQUIT are passed on
+to it; if this process dies, the server kills it.
 
-When there is no warm server (the first build, `KZ_FORK_KERNELS=0`, not Linux,
-another user's), this starts one in the background (unless switched off) and
-runs `python -m MODULE ARGS...` itself, the normal way: the result is the same,
-only slower. Only the standard library is imported here (a start of ~20 ms).
+The server is only trusted when it runs as this user (its credentials are
+checked on every connection), and only used when it was started with the same
+interpreter settings (the environment variables Python, the locale, matplotlib
+and the maths libraries read at start-up are part of its address). When there
+is none (the first build, `KZ_FORK_KERNELS=0`, not Linux), this starts one in
+the background (not with `--no-start`, used by the git filter) and runs `python
+-m MODULE ARGS...` itself, the normal way: the result is the same, only slower.
+Only the standard library is imported here (a start of ~20 ms).
 """
 
 from __future__ import annotations
@@ -20,51 +25,105 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import sysconfig
 import time
 from pathlib import Path
 
-PROTOCOL = 2
-WARMING = "-warming"  # the address the server holds while it imports
+PROTOCOL = 3
+WARMING = "-warming"  # the name the server holds (bound, not listening) while it imports
 HERE = Path(__file__).resolve().parent
-LOG = "kernels.log"
+LOG = "kernels.log"  # in the project's .build/: why a step or kernel was not forked
 # the server's interpreter flags: those of ipykernel's kernel spec (a kernel forked
 # from it must be what `python -Xfrozen_modules=off -m ipykernel_launcher` starts)
-FLAGS = ["-Xfrozen_modules=off"]  # in the project's .build/: why a step or kernel was not forked
+FLAGS = ["-Xfrozen_modules=off"]
+# what an interpreter and the preloaded libraries read from the environment when they
+# start or are imported: a caller with other values gets another server
+STARTUP_ENV = re.compile(
+    r"PYTHON(?!PATH$).*|LANG|LANGUAGE|LC_.*|TZ|HOME|XDG_(CONFIG|CACHE)_HOME|MPL.*|MATPLOTLIBRC"
+    r"|.*_NUM_THREADS|OPENBLAS_.*|MKL_.*|JUPYTER_.*|IPYTHONDIR"
+)
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class NotServed(OSError):
+    """The step cannot be forked now: run it the normal way."""
 
 
 def enabled() -> bool:
     return os.environ.get("KZ_FORK_KERNELS", "1") != "0" and sys.platform == "linux"
 
 
+def _foreign_path() -> list[str]:
+    """PYTHONPATH entries other than a checkout's src/ (which holds only the project's
+    code, imported afresh by every child): they could shadow a preloaded library."""
+    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return [p for p in entries if not os.path.isfile(os.path.join(p, "pipeline", "client.py"))]
+
+
 def address() -> str:
     """The server's abstract socket name: one per user, environment (this
     interpreter's site-packages folder, and its date, which changes with every
-    install) and server code (this file and pipeline/kernels.py, as this checkout
-    has them)."""
+    install), start-up settings (STARTUP_ENV, foreign PYTHONPATH entries) and
+    server code (this file, pipeline/kernels.py and analysis/__init__.py, which
+    the server imports, as this checkout has them)."""
     site = sysconfig.get_paths()["purelib"]
     try:
         mtime = os.stat(site).st_mtime_ns
     except OSError:
         mtime = 0
     code = hashlib.sha256()
-    for name in ("client.py", "kernels.py"):
-        code.update((HERE / name).read_bytes())
-    key = json.dumps([PROTOCOL, os.getuid(), os.path.realpath(site), mtime, code.hexdigest()])
-    return "\0kz-warm-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+    for path in (HERE / "client.py", HERE / "kernels.py", HERE.parent / "analysis/__init__.py"):
+        code.update(path.read_bytes())
+    startup = sorted((k, v) for k, v in os.environ.items() if STARTUP_ENV.fullmatch(k))
+    key = [PROTOCOL, os.getuid(), os.path.realpath(site), mtime, code.hexdigest()]
+    key += [startup, _foreign_path()]
+    return "\0kz-warm-" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+
+
+def _peer_uid(sock: socket.socket) -> int:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+def _connect(addr: str, timeout: float = 1.0) -> socket.socket:
+    """A connection to the server at `addr`, which must run as this user (an abstract
+    name can be bound by anyone). OSError if there is none, or another user's."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(addr)
+        if _peer_uid(sock) != os.getuid():
+            raise NotServed(f"{addr[1:]} is held by another user's process")
+        return sock
+    except BaseException:
+        sock.close()
+        raise
 
 
 def listening(addr: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        probe.connect(addr)
+        _connect(addr).close()
         return True
     except OSError:
         return False
+
+
+def warming(addr: str) -> bool:
+    """Whether a server is importing (it holds the name `addr + WARMING`, bound but
+    not listening, so a probe never waits on it)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.bind(addr + WARMING)
+        return False
+    except OSError:
+        return True
     finally:
         probe.close()
 
@@ -81,14 +140,17 @@ def log(message: str) -> None:
         pass
 
 
-def ensure_server(addr: str) -> bool:
-    """True if the server at `addr` is ready to fork; else start it (unless it is
-    already importing) and return False: the caller runs the normal way meanwhile."""
+def ensure_server(addr: str, start: bool = True) -> bool:
+    """True if the server at `addr` is ready to fork; else start it (if `start` and
+    it is not importing already) and return False: the caller runs the normal way
+    meanwhile."""
     if listening(addr):
         return True
-    if listening(addr + WARMING):
+    if not start or warming(addr):
         return False
     env = {k: v for k, v in os.environ.items() if k not in ("KZ_OUTPUT_DIR", "JPY_PARENT_PID")}
+    # its own code from this checkout (the code `address` hashed), whoever calls
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), *_foreign_path()])
     root = env.get("KZ_COMPENDIUM_ROOT", "")
     try:  # its messages (imports that failed) go to the log of the project that started it
         out = open(os.path.join(root, ".build", LOG), "a") if root else None
@@ -112,73 +174,92 @@ def ensure_server(addr: str) -> bool:
     return False
 
 
-def connect(addr: str, request: dict, fds: list[int]) -> tuple[socket.socket, int]:
-    """Send `request` with `fds` to the server; return the connection and the pid
-    of the forked process. OSError if the server cannot fork it."""
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        deadline = time.monotonic() + 10
-        while True:  # the server may be between binding and listening
-            try:
-                conn.connect(addr)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        conn.settimeout(120)
-        socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
-        reply = b""
-        while b"\n" not in reply:
-            chunk = conn.recv(256)
-            if not chunk:
-                raise OSError("the warm server closed the connection")
-            reply += chunk
-        if not reply.startswith(b"pid "):
-            raise OSError(reply.decode(errors="replace").strip())
-        conn.settimeout(None)
-        rest = reply.split(b"\n", 1)[1]
-        if rest:  # already exited: keep its status for wait()
-            conn = _Replay(conn, rest)  # type: ignore[assignment]
-        return conn, int(reply.split()[1])
-    except BaseException:
-        conn.close()
-        raise
+class Forked:
+    """A process the server forked: its pid, the connection over which the server
+    reports its end, and a status pipe the process itself writes its exit code to
+    (so that a successful step is not reported failed if the server dies)."""
 
-
-class _Replay:
-    """A connection whose first bytes were already read."""
-
-    def __init__(self, conn: socket.socket, data: bytes) -> None:
-        self.conn, self.data = conn, data
-
-    def recv(self, n: int) -> bytes:
-        if self.data:
-            data, self.data = self.data, b""
-            return data
-        return self.conn.recv(n)
+    def __init__(self, conn: socket.socket, pid: int, status_r: int, data: bytes) -> None:
+        self.conn, self.pid, self.status_r, self.data = conn, pid, status_r, data
 
     def fileno(self) -> int:
         return self.conn.fileno()
 
+    def server_says(self, timeout: float | None) -> int | None | bool:
+        """The exit status the server reports; None if not yet; False if it has gone."""
+        while b"\n" not in self.data:
+            if timeout is not None and not select.select([self.conn], [], [], timeout)[0]:
+                return None
+            chunk = self.conn.recv(256)
+            if not chunk:
+                return False
+            self.data += chunk
+        line = self.data.split(b"\n", 1)[0]
+        return int(line.split()[1]) if line.startswith(b"exit ") else False
+
+    def own_status(self) -> int:
+        """After the server has gone: wait for the process to close its status pipe
+        (it does so when it exits) and return the code it wrote (1 if none: killed)."""
+        data = b""
+        while chunk := os.read(self.status_r, 64):
+            data += chunk
+        return int(data) if data.strip().lstrip(b"-").isdigit() else 1
+
+    def wait(self) -> int:
+        try:
+            said = self.server_says(None)
+        except OSError:  # the connection broke: as if the server had gone
+            said = False
+        code = self.own_status() if said is False or said is None else int(said)
+        self.close()
+        return code
+
     def close(self) -> None:
         self.conn.close()
+        if self.status_r >= 0:
+            os.close(self.status_r)
+            self.status_r = -1
 
 
-def wait(conn: socket.socket, pid: int) -> int:
-    """The exit status of the forked process `pid` (the server sends it)."""
-    data = b""
-    while True:
-        chunk = conn.recv(256)
-        data += chunk
-        if b"\n" in data or not chunk:
-            break
-    conn.close()
-    if data.startswith(b"exit "):
-        return int(data.split()[1])
-    while alive(pid):  # the server has gone: wait for the process itself
-        time.sleep(0.05)
-    return 1
+def fork(addr: str, request: dict, fds: list[int]) -> Forked:
+    """Ask the server at `addr` to fork `request` with the streams `fds`; NotServed
+    (run it the normal way) if it cannot."""
+    try:
+        conn = _connect(addr, timeout=5)
+    except OSError as e:
+        raise NotServed(str(e)) from None
+    status_r, status_w = os.pipe()
+    try:
+        conn.settimeout(120)
+        request = {**request, "ignored": ignored_signals()}
+        socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], [*fds, status_w])
+        os.close(status_w)
+        status_w = -1
+        reply = b""
+        while b"\n" not in reply:
+            chunk = conn.recv(256)
+            if not chunk:
+                raise NotServed("the warm server closed the connection")
+            reply += chunk
+        line, rest = reply.split(b"\n", 1)
+        if not line.startswith(b"pid "):
+            raise NotServed(line.decode(errors="replace").strip())
+        conn.settimeout(None)
+        return Forked(conn, int(line.split()[1]), status_r, rest)
+    except BaseException as e:
+        conn.close()
+        os.close(status_r)
+        if status_w >= 0:
+            os.close(status_w)
+        if isinstance(e, OSError) and not isinstance(e, NotServed):
+            raise NotServed(str(e)) from None
+        raise
+
+
+def ignored_signals() -> list[int]:
+    """The forwarded signals this process ignores (under nohup, in a background job):
+    the forked process ignores them too, as a child would."""
+    return [int(s) for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]
 
 
 def alive(pid: int) -> bool:
@@ -188,17 +269,21 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie has ended
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
-def run_module(module: str, args: list[str]) -> int:
-    """Run `python -m module args` in a process forked by the warm server; raise
-    OSError when that is not possible now."""
+def run_module(module: str, args: list[str], start: bool = True) -> int:
+    """Run `python -m module args` in a process forked by the warm server and return
+    its exit status (negative: the signal that ended it); NotServed when that is not
+    possible now (nothing has run)."""
     if not enabled():
-        raise OSError("switched off")
+        raise NotServed("switched off")
     addr = address()
-    if not ensure_server(addr):
-        raise OSError("warm server starting")
+    if not ensure_server(addr, start):
+        raise NotServed("warm server starting")
     umask = os.umask(0o022)
     os.umask(umask)
     request = {
@@ -209,32 +294,49 @@ def run_module(module: str, args: list[str]) -> int:
         "cwd": os.getcwd(),
         "umask": umask,
     }
-    conn, pid = connect(addr, request, [0, 1, 2])
+    pid = -1
 
     def forward(signum, frame):
-        try:
-            os.kill(pid, signum)
-        except OSError:
-            pass
+        if pid > 0:
+            try:
+                os.killpg(pid, signum)  # its process group: the step and what it started
+            except OSError:
+                pass
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, forward)
-    return wait(conn, pid)
+    ignored = ignored_signals()
+    old = {s: signal.signal(s, forward) for s in FORWARDED if int(s) not in ignored}
+    try:
+        forked = fork(addr, request, [0, 1, 2])
+    except BaseException:
+        for s, h in old.items():
+            signal.signal(s, h)
+        raise
+    pid = forked.pid
+    return forked.wait()
 
 
 def main(argv: list[str]) -> int:
+    start = True
+    if argv[:1] == ["--no-start"]:  # use a running server, but do not start one
+        start, argv = False, argv[1:]
     if not argv:
-        print("usage: python src/pipeline/client.py MODULE [ARGS...]", file=sys.stderr)
+        print("usage: python src/pipeline/client.py [--no-start] MODULE [ARGS...]", file=sys.stderr)
         return 2
     module, args = argv[0], argv[1:]
     try:
-        return run_module(module, args)
-    except OSError as e:
+        code = run_module(module, args, start)
+    except NotServed as e:
         if str(e) not in ("switched off", "warm server starting"):
             log(f"{module} not forked, run normally: {e}")
-    sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", module, *args])
-    return 1  # not reached
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-m", module, *args])
+    if code < 0:  # ended by a signal: end the same way
+        sys.stdout.flush()
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # (those two cannot be handled)
+            signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        return 128 - code
+    return code
 
 
 if __name__ == "__main__":

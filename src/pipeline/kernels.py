@@ -17,7 +17,8 @@ for each:
 What is shared, and what is not:
 - Only work a fresh process would redo identically is shared: third-party
   modules and the kernel machinery, imported before any zmq context, thread or
-  event loop exists in the server (it stays single-threaded). The project's own
+  event loop exists in the server (it runs no Python thread; the maths
+  libraries' own thread pools, OpenBLAS's, handle a fork). The project's own
   code is never shared: `analysis` and `pipeline` are imported afresh by each
   child from the checkout that asked (the `PYTHONPATH` of its request), so one
   server serves every checkout and scratch copy using the same environment, and
@@ -103,7 +104,16 @@ PRELOAD_STEPS = (
 # the project's code: imported afresh in each child from the checkout that asked
 PROJECT = ("analysis", "pipeline")
 NOT_SHARED = ("ipykernel.kernelapp",)
-IDLE = float(os.environ.get("KZ_FORK_IDLE", "600"))  # seconds without a child
+
+
+def _idle() -> float:
+    try:
+        return float(os.environ.get("KZ_FORK_IDLE", "600"))
+    except ValueError:
+        return 600.0
+
+
+IDLE = _idle()  # seconds without a child (KZ_FORK_IDLE)
 START_TIMEOUT = 120.0  # seconds for the server to fork
 WARMING = client.WARMING
 enabled = client.enabled
@@ -138,34 +148,38 @@ class ForkedKernel:
     """A forked kernel seen like the `Popen` of a normal launch (poll, wait, signals).
 
     It is the warm server's child: its exit status arrives over the socket the
-    runner keeps open (closing it makes the server kill the kernel)."""
+    runner keeps open (closing it makes the server kill the kernel), or, if the
+    server has gone, from the kernel's own status pipe once it has exited."""
 
     stdin = stdout = stderr = None
 
-    def __init__(self, pid: int, conn: Any) -> None:
-        self.pid = pid
+    def __init__(self, forked: client.Forked) -> None:
+        self.pid = forked.pid
         self.returncode: int | None = None
-        self._conn: Any = conn
+        self._forked: client.Forked | None = forked
+        self._server_gone = False
 
     def _read(self, timeout: float) -> None:
-        """Take the exit status from the server's message (or, if the server has
-        gone, see whether the pid still exists)."""
-        conn = self._conn
-        if conn is not None:
-            if not getattr(conn, "data", b"") and not select.select([conn], [], [], timeout)[0]:
+        forked = self._forked
+        if forked is None:
+            return
+        if not self._server_gone:
+            try:
+                said = forked.server_says(timeout)
+            except OSError:
+                said = False
+            if said is None:
                 return
-            data = conn.recv(256)
-            if data.startswith(b"exit "):
-                self.returncode = int(data.split()[1])
+            if said is not False:
+                self.returncode = int(said)
                 self.close()
                 return
-            if data:
-                return
-            self.close()  # the server has gone: the kernel, if alive, was reparented
-        elif timeout:
+            self._server_gone = True  # the kernel, if alive, was reparented
+        if client.alive(self.pid):
             time.sleep(timeout)
-        if not client.alive(self.pid):
-            self.returncode = -signal.SIGKILL
+            return
+        self.returncode = forked.own_status()
+        self.close()
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -192,17 +206,16 @@ class ForkedKernel:
         self.send_signal(signal.SIGKILL)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._forked is not None:
+            self._forked.close()
+            self._forked = None
 
 
 def fork_kernel(addr: str, cmd: list[str], env: dict[str, str], cwd: str) -> ForkedKernel:
     """Ask the server at `addr` for a kernel running `cmd`; OSError if it cannot.
     The kernel gets this process's stdout and stderr, and a closed stdin pipe."""
     request = {"kind": "kernel", "cmd": cmd, "env": env, "cwd": cwd}
-    conn, pid = client.connect(addr, request, [sys.stdout.fileno(), sys.stderr.fileno()])
-    return ForkedKernel(pid, conn)
+    return ForkedKernel(client.fork(addr, request, [sys.stdout.fileno(), sys.stderr.fileno()]))
 
 
 class ForkKernelManager(KernelManager):
@@ -346,22 +359,36 @@ def _peer_uid(conn: socket.socket) -> int:
     return struct.unpack("3i", creds)[1]
 
 
+MAX_REQUEST = 16 << 20  # bytes: a request is an environment and a command line
+
+
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """One request (a JSON object and its fds), read within 2 s (a stalled caller
+    does not hold the server up longer); ValueError if it is not one."""
     data, fds = b"", []
-    conn.settimeout(10)
-    while not data.endswith(b"\n"):
-        chunk, more, _, _ = socket.recv_fds(conn, 1 << 20, 4)
-        fds += more
-        if not chunk:
-            for fd in fds:
-                os.close(fd)
-            raise OSError("request cut short")
-        data += chunk
-    return json.loads(data), fds
+    conn.settimeout(2)
+    try:
+        while not data.endswith(b"\n"):
+            chunk, more, _, _ = socket.recv_fds(conn, 1 << 20, 8)
+            fds += more
+            for fd in more:
+                os.set_inheritable(fd, False)
+            if not chunk or len(data) + len(chunk) > MAX_REQUEST:
+                raise ValueError("request cut short or too long")
+            data += chunk
+        request = json.loads(data)
+        if not isinstance(request, dict):
+            raise ValueError("a request is a JSON object")
+        return request, fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
 
 
-def _stdio() -> None:
-    """New sys.stdin/stdout/stderr on fds 0-2, as the interpreter makes them at start."""
+def _stdio(unbuffered: bool) -> None:
+    """New sys.stdin/stdout/stderr on fds 0-2, as the interpreter makes them at start
+    (written through at once with PYTHONUNBUFFERED)."""
     for name, fd in (("stdin", 0), ("stdout", 1), ("stderr", 2)):
         old = getattr(sys, name)
         binary = open(fd, "rb" if fd == 0 else "wb", closefd=False)
@@ -370,6 +397,7 @@ def _stdio() -> None:
             encoding=old.encoding,
             errors=old.errors,
             line_buffering=fd == 2 or os.isatty(fd),
+            write_through=unbuffered and fd != 0,
         )
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
@@ -422,8 +450,14 @@ def _child(
     base_path: tuple[list[str], list[str]],
     close: list[Any],
 ) -> NoReturn:
-    """In the forked child: become a fresh process running a step or a kernel."""
+    """In the forked child: become a fresh process running a step or a kernel.
+
+    `fds` are its standard streams (0-2 for a step; 1-2 for a kernel, whose stdin is
+    a closed pipe) and, last, its status pipe: it writes its exit code there just
+    before it exits, for its caller to read if the server has gone."""
     code = 1
+    interrupted = False
+    *streams, status = fds
     try:
         os.setsid()
         signal.set_wakeup_fd(-1)
@@ -432,22 +466,26 @@ def _child(
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum in request.get("ignored", []):  # what the caller ignores (nohup)
+            signal.signal(signum, signal.SIG_IGN)
         kernel = request["kind"] == "kernel"
         if kernel:  # stdin: a pipe closed by the launcher, as in launch_kernel
             r, w = os.pipe()
             os.close(w)
-            fds = [r, *fds]
-        for target, fd in enumerate(fds):
+            streams = [r, *streams]
+        for target, fd in enumerate(streams):
             os.dup2(fd, target)
-        for fd in fds:
+        for fd in streams:
             if fd > 2:
                 os.close(fd)
-        _stdio()
+        _stdio(bool(request["env"].get("PYTHONUNBUFFERED")))
         os.chdir(request["cwd"])
         env = request["env"]
         os.environ.clear()
         os.environ.update(env)
+        time.tzset()
         if "umask" in request:
             os.umask(request["umask"])
         sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
@@ -483,24 +521,45 @@ def _child(
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, int | None):
             print(e.code, file=sys.stderr)
-    except KeyboardInterrupt:
-        code = 130
+    except KeyboardInterrupt:  # uncaught: the interpreter prints it and dies by SIGINT
+        interrupted = True
+        sys.excepthook(*sys.exc_info())
     except BaseException:
-        import traceback
-
-        traceback.print_exc()
+        sys.excepthook(*sys.exc_info())
     finally:
+        try:  # as at a normal interpreter exit: wait for threads, run atexit, flush
+            import threading
+
+            threading._shutdown()  # type: ignore[attr-defined]
+        except BaseException:  # noqa: BLE001, S110
+            pass
         try:
             import atexit
 
-            atexit._run_exitfuncs()  # as at a normal interpreter exit
+            atexit._run_exitfuncs()
         except BaseException:  # noqa: BLE001, S110
             pass
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001, S110
-                pass
+        try:
+            import gc
+
+            gc.collect()  # files left open by the step are flushed and closed
+        except BaseException:  # noqa: BLE001, S110
+            pass
+        try:
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001
+            code = 120 if code == 0 else code  # as Python: output could not be written
+        try:
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001, S110
+            pass
+        if interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        try:
+            os.write(status, f"{code}\n".encode())
+        except OSError:
+            pass
         os._exit(code)
 
 
@@ -525,8 +584,7 @@ class Server:
             if e.errno == errno.EADDRINUSE:
                 return 0  # another caller started it first
             raise
-        warming.listen(64)
-        t0 = time.monotonic()
+        t0 = time.monotonic()  # (bound, not listening: a probe never waits on it)
         self.rc = _preload()
         self.base_path = _base_path()
         try:
@@ -584,8 +642,11 @@ class Server:
     def drop(self, pid: int) -> None:
         try:
             os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
+        except OSError:  # not yet the leader of its own group
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         self.orphans[pid] = self.children.pop(pid)
 
     def reap(self) -> None:
@@ -605,7 +666,13 @@ class Server:
                 conn.close()
 
     def accept(self) -> None:
-        conn, _ = self.listener.accept()
+        """Serve one connection; nothing a caller sends can stop the server."""
+        try:
+            conn, _ = self.listener.accept()
+        except OSError as e:  # (out of file descriptors, say): try again later
+            log(f"warm server: accept failed: {e}")
+            time.sleep(0.1)
+            return
         fds: list[int] = []
         try:
             if _peer_uid(conn) != os.getuid():
@@ -617,17 +684,17 @@ class Server:
                 conn.close()
                 self.stopping = True
                 return
-            if kind == "kernel":
+            if kind == "kernel":  # stdout, stderr and the status pipe
                 cmd = request["cmd"]
                 n = len(client.FLAGS) + 1
                 if (
-                    len(fds) != 2
+                    len(fds) != 3
                     or not ours(cmd[:n])
                     or cmd[n : n + 2] != ["-m", "ipykernel_launcher"]
                 ):
-                    raise OSError(f"cannot fork {cmd} from {self.python}")
-            elif kind != "module" or len(fds) != 3:
-                raise OSError(f"cannot serve {kind!r} with {len(fds)} streams")
+                    raise ValueError(f"cannot fork {cmd} from {self.python}")
+            elif kind != "module" or len(fds) != 4:  # stdin, stdout, stderr, status
+                raise ValueError(f"cannot serve {kind!r} with {len(fds)} file descriptors")
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
@@ -640,10 +707,13 @@ class Server:
                     self.base_path,
                     [*close, *self.children.values(), *self.orphans.values()],
                 )
+            self.children[pid] = conn  # before the reply: its caller may vanish meanwhile
             conn.settimeout(None)
             conn.sendall(f"pid {pid}\n".encode())
-            self.children[pid] = conn
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except Exception as e:  # noqa: BLE001 - a bad request is refused, never fatal
+            forked = next((p for p, c in self.children.items() if c is conn), None)
+            if forked is not None:  # its caller vanished before the reply
+                self.drop(forked)
             try:
                 conn.sendall(f"error {e}\n".encode())
             except OSError:
@@ -657,10 +727,11 @@ class Server:
 def stop() -> bool:
     """Ask this user's warm server for this environment to exit once its children
     are done; True if there was one."""
-    addr = client.address()
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        conn.connect(addr)
+        conn = client._connect(client.address(), timeout=5)
+    except OSError:
+        return False
+    try:
         socket.send_fds(conn, [json.dumps({"kind": "stop"}).encode() + b"\n"], [])
         conn.recv(64)
         return True

@@ -193,9 +193,7 @@ def git_info(root: Path = paths.ROOT) -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            r = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=60
-            )
+            r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.SubprocessError):
             return None
         return r.stdout.strip() if r.returncode == 0 else None

@@ -140,7 +140,9 @@ def check_environment(lock: Path = paths.ROOT / "requirements.lock") -> list[Row
 # ------------------------------------------------------------------ re-execution
 def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     """Build everything from raw data in a scratch copy of the project (the same
-    `make report` a reader runs); return its reports/ folder."""
+    `make report` a reader runs), every step and kernel a fresh interpreter (never
+    forked by the warm server that may have made the delivered reports, so they
+    share no process state, not even a hash seed); return its reports/ folder."""
     from pipeline.paper import git_info
     from pipeline.scratch import copy_project
 
@@ -149,6 +151,7 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     # the paper shows the commit of this checkout, not the scratch copy's (none)
     env |= {"KZ_COMPENDIUM_ROOT": str(scratch), "KZ_GIT_INFO": json.dumps(git_info())}
+    env["KZ_FORK_KERNELS"] = "0"
     r = subprocess.run(
         [
             "make",
