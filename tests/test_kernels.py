@@ -336,3 +336,12 @@ def test_a_step_keeps_its_status_when_the_server_dies(tmp_path: Path):
     assert server != p.pid
     os.kill(server, signal.SIGKILL)
     assert p.wait(timeout=60) == 0
+
+
+def test_a_step_that_closes_its_stdout_exits_cleanly(tmp_path: Path):
+    """As at an interpreter's exit: a stream the step closed itself is not flushed
+    (nbstripout, the git filter, closes stdout through its own wrapper)."""
+    ready()
+    code = "import io, sys\nw = io.TextIOWrapper(sys.stdout.buffer)\nw.write('x')\nw.close()\n"
+    r = step(probe_env(tmp_path, code), tmp_path)
+    assert (r.returncode, r.stdout) == (0, "x")

@@ -545,12 +545,14 @@ def _child(
             gc.collect()  # files left open by the step are flushed and closed
         except BaseException:  # noqa: BLE001, S110
             pass
-        try:
-            sys.stdout.flush()
+        try:  # as Python at exit: a stream left open is flushed; failing that, status 120
+            if not sys.stdout.closed:
+                sys.stdout.flush()
         except Exception:  # noqa: BLE001
-            code = 120 if code == 0 else code  # as Python: output could not be written
+            code = 120 if code == 0 else code
         try:
-            sys.stderr.flush()
+            if not sys.stderr.closed:
+                sys.stderr.flush()
         except Exception:  # noqa: BLE001, S110
             pass
         if interrupted:
