@@ -87,7 +87,8 @@ def address() -> str:
     return "\0kz-warm-" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
 
 
-def _peer_uid(sock: socket.socket) -> int:
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a unix socket."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     return struct.unpack("3i", creds)[1]
 
@@ -99,7 +100,7 @@ def _connect(addr: str, timeout: float = 1.0) -> socket.socket:
     try:
         sock.settimeout(timeout)
         sock.connect(addr)
-        if _peer_uid(sock) != os.getuid():
+        if peer_uid(sock) != os.getuid():
             raise NotServed(f"{addr[1:]} is held by another user's process")
         return sock
     except BaseException:

@@ -59,7 +59,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -114,7 +113,6 @@ def _idle() -> float:
 
 
 IDLE = _idle()  # seconds without a child (KZ_FORK_IDLE)
-START_TIMEOUT = 120.0  # seconds for the server to fork
 WARMING = client.WARMING
 enabled = client.enabled
 log = client.log
@@ -352,11 +350,6 @@ def _warm() -> None:
         HTMLExporter(template_name="basic").from_notebook_node(nb)
     except Exception as e:  # noqa: BLE001 - a child does it itself
         print(f"warm server: caches not filled: {e}", file=sys.stderr)
-
-
-def _peer_uid(conn: socket.socket) -> int:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
 
 
 MAX_REQUEST = 16 << 20  # bytes: a request is an environment and a command line
@@ -677,7 +670,7 @@ class Server:
             return
         fds: list[int] = []
         try:
-            if _peer_uid(conn) != os.getuid():
+            if client.peer_uid(conn) != os.getuid():
                 raise OSError("refused: another user")
             request, fds = _receive(conn)
             kind = request.get("kind")
