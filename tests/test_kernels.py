@@ -203,19 +203,11 @@ def test_a_step_runs_forked_with_the_callers_code_streams_and_status(tmp_path: P
     assert out["path0"] == str(tmp_path)  # what `python -m` puts first
     assert out["project"] == []  # analysis and pipeline are not shared
     server = out["ppid"]
-    assert server not in (caller, os.getpid()) and alive(server)  # forked by the server
+    assert server not in (caller, os.getpid()) and client.alive(server)  # forked by the server
     (code / "kzprobe.py").write_text(PROBE.replace("VERSION", "2"))
     out2, r2, _ = step("0")
     assert r2.returncode == 0 and out2["version"] == 2  # the edit took effect
     assert out2["ppid"] == server and out2["pid"] != out["pid"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_step_runs_normally_when_switched_off(tmp_path: Path):
