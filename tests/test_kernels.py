@@ -310,7 +310,7 @@ def test_a_step_keeps_its_status_when_the_server_dies(tmp_path: Path):
     env = probe_env(
         tmp_path,
         "import os, sys, time\nprint(os.getppid(), flush=True)\ntime.sleep(3)\nsys.exit(0)\n",
-        {"PYTHONKZTEST": str(tmp_path), "KZ_FORK_IDLE": "30"},  # a server of its own
+        {"KZ_WARM_SERVER": f"test-{tmp_path.name}", "KZ_FORK_IDLE": "30"},  # one of its own
     )
     wait_ready = (
         "import time\nfrom pipeline import client\na = client.address()\n"
@@ -337,3 +337,16 @@ def test_a_step_that_closes_its_stdout_exits_cleanly(tmp_path: Path):
     code = "import io, sys\nw = io.TextIOWrapper(sys.stdout.buffer)\nw.write('x')\nw.close()\n"
     r = step(probe_env(tmp_path, code), tmp_path)
     assert (r.returncode, r.stdout) == (0, "x")
+
+
+def test_a_named_server_is_one_of_its_own():
+    """KZ_WARM_SERVER (what `make verify` sets for its re-execution) gives a server
+    of its own: another address, so a fresh interpreter, never the build's."""
+    env = {k: v for k, v in os.environ.items() if k != "KZ_WARM_SERVER"}
+    names = {
+        client.address(env),
+        client.address({**env, "KZ_WARM_SERVER": "verify-1"}),
+        client.address({**env, "KZ_WARM_SERVER": "verify-2"}),
+    }
+    assert len(names) == 3
+    assert client.address(env) == client.address()  # the caller's own environment

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,15 +23,42 @@ def run_verify(root: Path) -> subprocess.CompletedProcess:
     return run_module("pipeline.verify", root=root)
 
 
+def verify_servers() -> list[int]:
+    """Processes started with a KZ_WARM_SERVER name that `pipeline.verify` gives."""
+    found = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if b"\0KZ_WARM_SERVER=verify-" in b"\0" + env.read_bytes():
+                found.append(int(env.parent.name))
+        except OSError:
+            pass
+    return found
+
+
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory) -> Path:
     return copy_project(tmp_path_factory.mktemp("verify") / "project")
 
 
+def test_nothing_delivered_is_named(tmp_path: Path):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for name in ("paper.html", "results.json", "provenance.json"):
+        (fresh / name).write_text("made by the re-execution (fixture)")
+    rows = verify.compare_delivered(tmp_path / "nothing", fresh)
+    assert {(r.item, r.verdict) for r in rows} == {
+        ("reports/paper.html", "MISSING"),
+        ("reports/results.json", "MISSING"),
+        ("reports/provenance.json", "MISSING"),
+    }
+    assert all("run `make report`" in r.note for r in rows)
+
+
 @pytest.mark.notebook
-def test_verify_checks_the_delivered_paper(scratch: Path):
-    r = run_verify(scratch)  # nothing delivered yet
-    assert r.returncode == 1 and "reports/paper.html: expected delivered" in r.stdout
+def test_verify_passes_then_names_every_difference(scratch: Path):
+    """Two re-executions: a PASS on the copy's own build, then a FAIL naming a
+    hand-edited delivered paper and results, and exactly the results that depend
+    on a changed raw value."""
     assert make(scratch, "report").returncode == 0
     # the record of this copy's own build (fixture parameters), as `make record` writes it
     # (from the delivered reports: `make record` would build the same a second time)
@@ -48,38 +76,33 @@ def test_verify_checks_the_delivered_paper(scratch: Path):
     after = {p: p.read_bytes() for p in (scratch / "reports").rglob("*") if p.is_file()}
     assert set(after) - set(before) == {scratch / "reports/verification.html"}
     assert all(after[p] == b for p, b in before.items())
+    # the re-execution's own warm server (never the build's) is stopped at the end
+    deadline = time.monotonic() + 10
+    while verify_servers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert verify_servers() == []
 
-    # a hand-edited delivered paper and results: named, byte for byte
+    # a hand-edited delivered paper and results, and a changed raw value
     paper, res = scratch / "reports/paper.html", scratch / "reports/results.json"
     good_paper, good_res = paper.read_bytes(), res.read_bytes()
     paper.write_bytes(good_paper.replace(b"Kazakhstan", b"Kazakstan", 1))
     res.write_bytes(good_res.replace(b'"value": 23335', b'"value": 23336', 1))
+    edit(scratch / "data" / "raw", "population.csv", "2023,20330104", "2023,20000000")
     try:
         r = run_verify(scratch)
     finally:
         paper.write_bytes(good_paper)
         res.write_bytes(good_res)
     assert r.returncode == 1 and "[verify] FAIL" in r.stdout
-    mismatches = [x for x in r.stdout.splitlines() if x.startswith("  mismatch (delivered")]
-    assert any("reports/paper.html" in m and "Kazakstan" in m for m in mismatches), mismatches
-    assert any("reports/results.json" in m and "ngo_registered_ref" in m for m in mismatches)
-
-
-@pytest.mark.notebook
-def test_changed_raw_value_names_the_dependent_results(scratch: Path):
-    raw = scratch / "data" / "raw"
-    edit(raw, "population.csv", "2023,20330104", "2023,20000000")
-    r = run_verify(scratch)
-    assert r.returncode == 1
-    mismatches = [
-        line
-        for line in r.stdout.splitlines()
-        if line.startswith("  mismatch") and "(delivered reports)" not in line
-    ]
-    keys = {line.split(": ")[1] for line in mismatches}
+    lines = r.stdout.splitlines()
+    delivered = [x for x in lines if x.startswith("  mismatch (delivered")]
+    assert any("reports/paper.html" in m and "Kazakstan" in m for m in delivered), delivered
+    assert any("reports/results.json" in m and "ngo_registered_ref" in m for m in delivered)
+    computed = [x for x in lines if x.startswith("  mismatch") and x not in delivered]
+    keys = {line.split(": ")[1] for line in computed}
     assert {"ngo_registered_per_capita_ref", "ngo_active_per_capita_ref"} <= keys
     # only plausible ones: every mismatch was computed from population.csv
-    assert all("computed from changed data/raw/population.csv" in m for m in mismatches), mismatches
+    assert all("computed from changed data/raw/population.csv" in m for m in computed), computed
     assert "UNEXPECTED" not in r.stdout
     assert "data/raw/population.csv" in r.stdout and "CHANGED" in r.stdout
 

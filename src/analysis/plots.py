@@ -111,16 +111,19 @@ def wrap(label: str, width: int = 28) -> str:
     return "\n".join(textwrap.wrap(str(label), width)) or str(label)
 
 
-def canvas_overflow(fig) -> list[str]:
+def canvas_overflow(fig, renderer=None) -> list[str]:
     """What extends beyond the figure canvas once drawn (empty list = all fits).
 
     Checks every drawn text (titles, labels, legends, annotations, the data
-    line) and each axis with its drawn tick labels.
+    line) and each axis with its drawn tick labels. With a `renderer` (in a
+    draw event: the draw that just ended), the figure as that draw laid it out;
+    without, it lays the figure out first (a draw that paints nothing).
     """
     from matplotlib.text import Text
 
-    fig.draw_without_rendering()  # the layout a draw makes, without painting pixels
-    renderer = fig.canvas.get_renderer()
+    if renderer is None:
+        fig.draw_without_rendering()  # the layout a draw makes, without painting pixels
+        renderer = fig.canvas.get_renderer()
     box = fig.bbox
 
     def outside(e) -> bool:
@@ -181,14 +184,22 @@ def save(
     if source_ids is None or raw_files is None:
         raise ValueError(f"figure {name}: pass the rows drawn (of=) or source_ids= and raw_files=")
 
-    clipped = canvas_overflow(fig)
+    svg = _bytes(fig, "svg")
+    # checked on the PNG's own draw, as it lays the figure out (no extra draw)
+    clipped: list[str] = []
+    check = fig.canvas.mpl_connect(
+        "draw_event", lambda event: clipped.extend(canvas_overflow(fig, event.renderer))
+    )
+    try:
+        png = _bytes(fig, "png")
+    finally:
+        fig.canvas.mpl_disconnect(check)
     if clipped:
         raise ValueError(f"figure {name}: text outside the canvas: {clipped}")
     pkg = data.package()
     hashes = {r["path"]: r["hash"].removeprefix("sha256:") for r in pkg["resources"]}
-    svg = _bytes(fig, "svg")
     write_if_changed(folder / f"{name}.svg", svg)
-    write_if_changed(folder / f"{name}.png", _bytes(fig, "png"))
+    write_if_changed(folder / f"{name}.png", png)
     meta = {
         "name": name,
         "alt": alt,

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 PROTOCOL = 3
@@ -45,8 +46,10 @@ LOG = "kernels.log"  # in the project's .build/: why a step or kernel was not fo
 FLAGS = ["-Xfrozen_modules=off"]
 # what an interpreter and the preloaded libraries read from the environment when they
 # start or are imported: a caller with other values gets another server
+# (and KZ_WARM_SERVER, a name: a caller that sets one gets a server of its own, started
+# afresh, as `make verify` does for its re-execution)
 STARTUP_ENV = re.compile(
-    r"PYTHON(?!PATH$).*|LANG|LANGUAGE|LC_.*|TZ|HOME|XDG_(CONFIG|CACHE)_HOME|MPL.*|MATPLOTLIBRC"
+    r"KZ_WARM_SERVER|PYTHON(?!PATH$).*|LANG|LANGUAGE|LC_.*|TZ|HOME|XDG_(CONFIG|CACHE)_HOME|MPL.*|MATPLOTLIBRC"
     r"|.*_NUM_THREADS|OPENBLAS_.*|MKL_.*|JUPYTER_.*|IPYTHONDIR"
 )
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -60,19 +63,19 @@ def enabled() -> bool:
     return os.environ.get("KZ_FORK_KERNELS", "1") != "0" and sys.platform == "linux"
 
 
-def _foreign_path() -> list[str]:
+def _foreign_path(env: Mapping[str, str] = os.environ) -> list[str]:
     """PYTHONPATH entries other than a checkout's src/ (which holds only the project's
     code, imported afresh by every child): they could shadow a preloaded library."""
-    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     return [p for p in entries if not os.path.isfile(os.path.join(p, "pipeline", "client.py"))]
 
 
-def address() -> str:
+def address(env: Mapping[str, str] = os.environ) -> str:
     """The server's abstract socket name: one per user, environment (this
     interpreter's site-packages folder, and its date, which changes with every
-    install), start-up settings (STARTUP_ENV, foreign PYTHONPATH entries) and
-    server code (this file, pipeline/kernels.py and analysis/__init__.py, which
-    the server imports, as this checkout has them)."""
+    install), start-up settings (STARTUP_ENV, foreign PYTHONPATH entries, of
+    `env`) and server code (this file, pipeline/kernels.py and
+    analysis/__init__.py, which the server imports, as this checkout has them)."""
     site = sysconfig.get_paths()["purelib"]
     try:
         mtime = os.stat(site).st_mtime_ns
@@ -81,9 +84,9 @@ def address() -> str:
     code = hashlib.sha256()
     for path in (HERE / "client.py", HERE / "kernels.py", HERE.parent / "analysis/__init__.py"):
         code.update(path.read_bytes())
-    startup = sorted((k, v) for k, v in os.environ.items() if STARTUP_ENV.fullmatch(k))
+    startup = sorted((k, v) for k, v in env.items() if STARTUP_ENV.fullmatch(k))
     key = [PROTOCOL, os.getuid(), os.path.realpath(site), mtime, code.hexdigest()]
-    key += [startup, _foreign_path()]
+    key += [startup, _foreign_path(env)]
     return "\0kz-warm-" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
 
 

@@ -39,9 +39,12 @@ for it), accepting only its own user. It kills a child whose caller disconnects,
 reaps its children and reports their exit status. It exits after `IDLE` seconds
 (`KZ_FORK_IDLE`, default 600) without a child, when the environment changes
 (a package installed or removed) or when asked (`python -m pipeline.kernels
---stop`). `KZ_FORK_KERNELS=0` turns it off: every step and kernel starts the
-normal way (the outputs are the same bytes; a test compares). So does a
-platform without abstract unix sockets (not Linux) or a kernel spec that is not
+--stop`). A caller that sets `KZ_WARM_SERVER=<name>` gets a server of its own
+(`make verify`'s re-execution does, and stops it when done). What the server
+imported is frozen out of the garbage collector's sight (`gc.freeze`) before it
+forks: a child never scans, and so never copies, the inherited heap.
+`KZ_FORK_KERNELS=0` turns it off: every step and kernel starts the normal way
+(the outputs are the same bytes; a test compares). So does a platform without abstract unix sockets (not Linux) or a kernel spec that is not
 `python -m ipykernel_launcher`; a step or kernel that could not be forked says
 why in `.build/kernels.log`.
 
@@ -53,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import io
 import json
 import os
@@ -533,7 +537,6 @@ def _child(
         except BaseException:  # noqa: BLE001, S110
             pass
         try:
-            import gc
 
             gc.collect()  # files left open by the step are flushed and closed
         except BaseException:  # noqa: BLE001, S110
@@ -588,6 +591,12 @@ class Server:
             if e.errno == errno.EADDRINUSE:
                 return 0
             raise
+        # what the server imported is never garbage in a child: out of the collector's
+        # sight (a child's collections, and the one at its exit, skip it; its pages
+        # stay shared instead of being copied on write): a step's exit takes ~0.08 s
+        # instead of ~0.25 s
+        gc.collect()
+        gc.freeze()
         self.listener.listen(64)
         warming.close()
         log(f"warm server (pid {os.getpid()}) ready in {time.monotonic() - t0:.1f}s")
@@ -719,11 +728,11 @@ class Server:
                 os.close(fd)
 
 
-def stop() -> bool:
-    """Ask this user's warm server for this environment to exit once its children
-    are done; True if there was one."""
+def stop(addr: str | None = None) -> bool:
+    """Ask this user's warm server for this environment (or the one at `addr`) to
+    exit once its children are done; True if there was one."""
     try:
-        conn = client._connect(client.address(), timeout=5)
+        conn = client._connect(addr or client.address(), timeout=5)
     except OSError:
         return False
     try:

@@ -140,9 +140,13 @@ def check_environment(lock: Path = paths.ROOT / "requirements.lock") -> list[Row
 # ------------------------------------------------------------------ re-execution
 def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     """Build everything from raw data in a scratch copy of the project (the same
-    `make report` a reader runs), every step and kernel a fresh interpreter (never
-    forked by the warm server that may have made the delivered reports, so they
-    share no process state, not even a hash seed); return its reports/ folder."""
+    `make report` a reader runs); return its reports/ folder. Its steps and kernels
+    are forked by a warm server of its own (KZ_WARM_SERVER), started afresh and
+    stopped at the end: never by the one that may have made the delivered reports,
+    so the two builds share no process state, not even a hash seed."""
+    import secrets
+
+    from pipeline import client, kernels
     from pipeline.paper import git_info
     from pipeline.scratch import copy_project
 
@@ -151,8 +155,21 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     # the paper shows the commit of this checkout, not the scratch copy's (none)
     env |= {"KZ_COMPENDIUM_ROOT": str(scratch), "KZ_GIT_INFO": json.dumps(git_info())}
-    env["KZ_FORK_KERNELS"] = "0"
-    r = subprocess.run(
+    env["KZ_WARM_SERVER"] = f"verify-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        r = _make_report(scratch, env, jobs)
+    finally:
+        kernels.stop(client.address(env))
+    for line in r.stdout.splitlines():
+        if " done in " in line or line.startswith("[paper]"):
+            print(f"[verify] {line}", flush=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"the re-execution failed:\n{r.stderr.strip() or r.stdout[-2000:]}")
+    return scratch / "reports"
+
+
+def _make_report(scratch: Path, env: dict[str, str], jobs: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [
             "make",
             "--no-print-directory",
@@ -165,12 +182,6 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
         capture_output=True,
         text=True,
     )
-    for line in r.stdout.splitlines():
-        if " done in " in line or line.startswith("[paper]"):
-            print(f"[verify] {line}", flush=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"the re-execution failed:\n{r.stderr.strip() or r.stdout[-2000:]}")
-    return scratch / "reports"
 
 
 def _first_difference(a: bytes, b: bytes) -> str:
