@@ -44,9 +44,10 @@ reaps its children and reports their exit status. It exits after `IDLE` seconds
 imported is frozen out of the garbage collector's sight (`gc.freeze`) before it
 forks: a child never scans, and so never copies, the inherited heap.
 `KZ_FORK_KERNELS=0` turns it off: every step and kernel starts the normal way
-(the outputs are the same bytes; a test compares). So does a platform without abstract unix sockets (not Linux) or a kernel spec that is not
-`python -m ipykernel_launcher`; a step or kernel that could not be forked says
-why in `.build/kernels.log`.
+(the outputs are the same bytes; a test compares). So does a platform without
+abstract unix sockets (not Linux) or a kernel spec that is not `python -m
+ipykernel_launcher`; a step or kernel that could not be forked says why in
+`.build/kernels.log`.
 
     python -m pipeline.kernels --serve   (started by the first client or runner)
     python -m pipeline.kernels --stop
