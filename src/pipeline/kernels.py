@@ -538,7 +538,6 @@ def _child(
         except BaseException:  # noqa: BLE001, S110
             pass
         try:
-
             gc.collect()  # files left open by the step are flushed and closed
         except BaseException:  # noqa: BLE001, S110
             pass
