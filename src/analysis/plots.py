@@ -184,8 +184,9 @@ def save(
     if source_ids is None or raw_files is None:
         raise ValueError(f"figure {name}: pass the rows drawn (of=) or source_ids= and raw_files=")
 
-    svg = _bytes(fig, "svg")
-    # checked on the PNG's own draw, as it lays the figure out (no extra draw)
+    # One layout for both files: the PNG's draw lays the figure out (constrained
+    # layout) and is checked as it ends (no extra draw); the SVG is drawn with that
+    # layout kept (the layout engine off for its draw), so both show the same figure.
     clipped: list[str] = []
     check = fig.canvas.mpl_connect(
         "draw_event", lambda event: clipped.extend(canvas_overflow(fig, event.renderer))
@@ -196,6 +197,12 @@ def save(
         fig.canvas.mpl_disconnect(check)
     if clipped:
         raise ValueError(f"figure {name}: text outside the canvas: {clipped}")
+    engine = fig.get_layout_engine()
+    fig.set_layout_engine("none")
+    try:
+        svg = _bytes(fig, "svg")
+    finally:
+        fig.set_layout_engine(engine)
     pkg = data.package()
     hashes = {r["path"]: r["hash"].removeprefix("sha256:") for r in pkg["resources"]}
     write_if_changed(folder / f"{name}.svg", svg)
