@@ -96,6 +96,10 @@ def test_recorded_results(built: Path):
 
 @pytest.mark.notebook
 def test_noop_and_incremental_rebuilds(built: Path):
+    # the shared build ran its notebooks on kernels forked by the warm server (that
+    # the outputs are those of a build without it: tests/test_verify.py)
+    log = (built / ".build/kernels.log").read_text()
+    assert "kernel forked" in log and "not forked" not in log
     r = make(built, "report")
     assert r.returncode == 0 and ran(r.stdout) == [] and "[build]" not in r.stdout
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -58,8 +59,16 @@ def test_nothing_delivered_is_named(tmp_path: Path):
 def test_verify_passes_then_names_every_difference(scratch: Path):
     """Two re-executions: a PASS on the copy's own build, then a FAIL naming a
     hand-edited delivered paper and results, and exactly the results that depend
-    on a changed raw value."""
-    assert make(scratch, "report").returncode == 0
+    on a changed raw value.
+
+    Also the speed-ups' check: the copy is built without the warm server (every
+    step and kernel started the normal way), the re-execution with one (its own),
+    and the PASS compares every delivered file byte for byte: the paper, results,
+    figures, executed notebooks and their pages, and provenance.json, which holds
+    the sha256 of every processed table."""
+    r = make(scratch, "report", env={"KZ_FORK_KERNELS": "0"})
+    assert r.returncode == 0, r.stderr
+    assert not (scratch / ".build/kernels.log").exists()  # nothing forked
     # the record of this copy's own build (fixture parameters), as `make record` writes it
     # (from the delivered reports: `make record` would build the same a second time)
     code = "from analysis import paths; from pipeline import verify; verify.record(paths.REPORTS)"
@@ -71,6 +80,12 @@ def test_verify_passes_then_names_every_difference(scratch: Path):
     r = run_verify(scratch)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "[verify] PASS" in r.stdout
+    forked = re.search(r"\[verify\] (\d+) of (\d+) notebook kernels forked", r.stdout)
+    assert forked and int(forked[1]) >= 3 and int(forked[2]) >= 5, r.stdout
+    delivered = verify.compare_delivered(scratch / "reports", scratch / "reports")
+    assert {"reports/provenance.json", "reports/paper.html"} <= {x.item for x in delivered}
+    assert len(delivered) > 30 and "Delivered reports: " in r.stdout
+    assert f"Delivered reports: {len(delivered)}/{len(delivered)} ok" in r.stdout
     page = (scratch / "reports" / "verification.html").read_text()
     assert "Verification: PASS" in page and "ngo_registered_ref" in page
     after = {p: p.read_bytes() for p in (scratch / "reports").rglob("*") if p.is_file()}
@@ -140,26 +155,6 @@ def test_pixel_comparison(tmp_path: Path):
     Image.fromarray(a).save(tmp_path / "a.png")
     Image.fromarray(b).save(tmp_path / "b.png")
     assert verify.pixel_share(tmp_path / "a.png", tmp_path / "b.png") == pytest.approx(1e-4)
-
-
-@pytest.mark.notebook
-def test_two_clean_builds_are_byte_identical(built: Path, tmp_path: Path):
-    """Also the speed-up's check: `built` ran its steps and notebooks in processes
-    forked by the warm server (pipeline.kernels), the second build without it: every
-    step and kernel started the normal way."""
-    assert "kernel forked" in (built / ".build/kernels.log").read_text()
-    assert "not forked" not in (built / ".build/kernels.log").read_text()
-    other = copy_project(tmp_path / "second")
-    r = make(other, "report", env={"KZ_FORK_KERNELS": "0"})
-    assert r.returncode == 0, r.stderr
-    assert not (other / ".build/kernels.log").exists()
-    names = ["reports/paper.html", "reports/results.json"]
-    names += [str(p.relative_to(built)) for p in (built / "reports" / "figures").iterdir()]
-    names += [str(p.relative_to(built)) for p in (built / "reports" / "notebooks").iterdir()]
-    names += [str(p.relative_to(built)) for p in (built / "data" / "processed").iterdir()]
-    assert len(names) > 30
-    differ = [n for n in names if (built / n).read_bytes() != (other / n).read_bytes()]
-    assert differ == []
 
 
 def test_record_is_committed_and_complete():

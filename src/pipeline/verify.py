@@ -160,9 +160,18 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
         r = _make_report(scratch, env, jobs)
     finally:
         kernels.stop(client.address(env))
+    ran = 0
     for line in r.stdout.splitlines():
         if " done in " in line or line.startswith("[paper]"):
             print(f"[verify] {line}", flush=True)
+            ran += " done in " in line
+    log = scratch / ".build" / client.LOG
+    forked = log.read_text().count("kernel forked") if log.exists() else 0
+    print(
+        f"[verify] {forked} of {ran} notebook kernels forked by the re-execution's own warm "
+        "server (the others started the normal way while it started)",
+        flush=True,
+    )
     if r.returncode != 0:
         raise RuntimeError(f"the re-execution failed:\n{r.stderr.strip() or r.stdout[-2000:]}")
     return scratch / "reports"
