@@ -49,26 +49,38 @@ def chromium() -> str:
     return exe
 
 
-def vnu(files: list[Path]) -> list[str]:
-    """Errors of the Nu HTML checker, one line each (warnings are not errors)."""
+def vnu_start(files: list[Path]) -> subprocess.Popen:
+    """Start the Nu HTML checker on `files` (it runs while axe does: `vnu_errors`)."""
     java = shutil.which("java")
     if java is None:
         raise ToolMissing("java is not installed (apt-get install default-jre-headless)")
     if not VNU_JAR.exists():
         raise ToolMissing(f"{VNU_JAR.relative_to(ROOT)} is missing (make node_modules)")
-    r = subprocess.run(
+    return subprocess.Popen(
         [java, "-jar", str(VNU_JAR), "--errors-only", "--format", "json", *map(str, files)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    messages = json.loads(r.stderr or r.stdout or '{"messages": []}')["messages"]
+
+
+def vnu_errors(proc: subprocess.Popen) -> list[str]:
+    """Errors of the Nu HTML checker started by `vnu_start`, one line each (warnings
+    are not errors)."""
+    stdout, stderr = proc.communicate()
+    messages = json.loads(stderr or stdout or '{"messages": []}')["messages"]
     out = []
     for m in messages:
         where = Path(m.get("url", "").removeprefix("file:")).name
         out.append(f"vnu: {where}:{m.get('lastLine', '?')}: {m['type']}: {m['message']}")
-    if r.returncode != 0 and not out:
-        out.append(f"vnu: exited {r.returncode}: {r.stderr.strip()[:300]}")
+    if proc.returncode != 0 and not out:
+        out.append(f"vnu: exited {proc.returncode}: {stderr.strip()[:300]}")
     return out
+
+
+def vnu(files: list[Path]) -> list[str]:
+    """Errors of the Nu HTML checker, one line each."""
+    return vnu_errors(vnu_start(files))
 
 
 def axe(files: list[Path]) -> tuple[list[str], int]:
@@ -119,21 +131,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_html: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     problems: list[str] = []
-    try:
-        if a.only in (None, "vnu"):
-            found = vnu(a.files)
+    nu = None
+    try:  # the two checkers run side by side (Java and Chromium)
+        nu = vnu_start(a.files) if a.only in (None, "vnu") else None
+        if a.only in (None, "axe"):
+            axe_found, checked = axe(a.files)
+        if nu is not None:
+            found = vnu_errors(nu)
             problems += found
             print(f"[vnu] {len(a.files)} page(s): {len(found)} error(s)")
         if a.only in (None, "axe"):
-            found, checked = axe(a.files)
-            problems += found
+            problems += axe_found
             print(
                 f"[axe] {checked} page x width run(s) ({', '.join(WIDTHS)}): "
-                f"{len(found)} serious or critical violation(s)"
+                f"{len(axe_found)} serious or critical violation(s)"
             )
     except ToolMissing as e:
         print(f"check_html: {e}", file=sys.stderr)
         return 2
+    finally:
+        if nu is not None and nu.poll() is None:  # axe failed: do not leave Java behind
+            nu.kill()
+            nu.communicate()
     for p in problems:
         print(p)
     return 1 if problems else 0

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from analysis.io import write_atomic
+from pipeline.cli import entry
 
 CSS = """
 body{font-family:Helvetica,Arial,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;
@@ -89,6 +90,7 @@ def export(executed: Path, out: Path) -> None:
     write_atomic(out, page.encode("utf-8"))  # always: make compares its date
 
 
+@entry
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.report")
     ap.add_argument("executed", type=Path, nargs="+")
