@@ -77,6 +77,7 @@ from pipeline import client  # (nothing that needs a project root: the server ha
 # dependencies), imported as in a kernel: no module here reads a notebook's environment.
 PRELOAD_KERNEL = (
     "ipykernel.ipkernel",
+    "ipykernel.debugger",  # debugpy (~0.1 s): imported by every kernel at start
     "numpy",
     "pandas",
     "scipy.stats",
@@ -300,15 +301,29 @@ def _import(name: str) -> None:
         print(f"warm server: not preloaded {name}: {e}", file=sys.stderr)
 
 
-def _preload() -> dict[str, Any]:
+def _env_changes(before: dict[str, str]) -> dict[str, str | None]:
+    """What was set (a value) or removed (None) in os.environ since `before`; and
+    os.environ back as it was."""
+    changes: dict[str, str | None] = {k: v for k, v in os.environ.items() if before.get(k) != v} | {
+        k: None for k in before if k not in os.environ
+    }
+    os.environ.clear()
+    os.environ.update(before)
+    return changes
+
+
+def _preload() -> tuple[dict[str, Any], dict[str, dict[str, str | None]]]:
     """Import PRELOAD_KERNEL as a kernel would (MPLBACKEND set by ipykernel before
     user code, `get_ipython` a kernel's shell), then PRELOAD_STEPS; return the
-    rcParams of a plain matplotlib import in a kernel."""
+    rcParams of a plain matplotlib import in a kernel, and what the imports set in
+    the environment (ipykernel.debugger sets PYDEVD_USE_FRAME_EVAL), by kind of
+    child: a child gets them, the server's own environment stays its caller's."""
     import builtins
     import warnings
 
     import analysis  # noqa: F401 - its jsonschema start-up fix must come first
 
+    env_before = dict(os.environ)
     mpl_env = os.environ.get("MPLBACKEND")
     if not mpl_env:
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
@@ -325,6 +340,7 @@ def _preload() -> dict[str, Any]:
         del builtins.get_ipython  # type: ignore[attr-defined]
         if not mpl_env:
             del os.environ["MPLBACKEND"]
+    effects = {"kernel": _env_changes(env_before)}
     with warnings.catch_warnings(record=True) as caught_steps:
         for name in PRELOAD_STEPS:
             _import(name)
@@ -332,7 +348,8 @@ def _preload() -> dict[str, Any]:
         print(f"warm server: warning while preloading: {w.message}", file=sys.stderr)
     _warm()
     _forget(PROJECT)
-    return rc
+    effects["module"] = _env_changes(env_before)
+    return rc, effects
 
 
 def _warm() -> None:
@@ -445,6 +462,7 @@ def _child(
     request: dict[str, Any],
     fds: list[int],
     rc: dict[str, Any],
+    effects: dict[str, dict[str, str | None]],
     base_path: tuple[list[str], list[str]],
     close: list[Any],
 ) -> NoReturn:
@@ -483,6 +501,11 @@ def _child(
         env = request["env"]
         os.environ.clear()
         os.environ.update(env)
+        for key, value in effects.get(request["kind"], {}).items():  # what its imports set
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         time.tzset()
         if "umask" in request:
             os.umask(request["umask"])
@@ -571,6 +594,7 @@ class Server:
         self.children: dict[int, socket.socket] = {}  # pid -> its caller's connection
         self.orphans: dict[int, socket.socket] = {}  # caller gone: killed, to be reaped
         self.rc: dict[str, Any] = {}
+        self.effects: dict[str, dict[str, str | None]] = {}
         self.base_path: tuple[list[str], list[str]] = ([], [])
         self.stopping = False
 
@@ -583,7 +607,7 @@ class Server:
                 return 0  # another caller started it first
             raise
         t0 = time.monotonic()  # (bound, not listening: a probe never waits on it)
-        self.rc = _preload()
+        self.rc, self.effects = _preload()
         self.base_path = _base_path()
         try:
             self.listener.bind(self.addr)
@@ -708,6 +732,7 @@ class Server:
                     request,
                     fds,
                     self.rc,
+                    self.effects,
                     self.base_path,
                     [*close, *self.children.values(), *self.orphans.values()],
                 )
