@@ -350,3 +350,23 @@ def test_a_named_server_is_one_of_its_own():
     }
     assert len(names) == 3
     assert client.address(env) == client.address()  # the caller's own environment
+
+
+def test_the_server_stays_and_gives_kernels_what_their_imports_set(tmp_path: Path):
+    """The server's own environment stays its starter's (a preload that set a variable
+    made its periodic address check see a change: it exited and restarted every 2 s),
+    and a forked kernel still sees what its imports would have set
+    (ipykernel.debugger sets PYDEVD_USE_FRAME_EVAL)."""
+    ready()
+    env = probe_env(tmp_path, "import os\nprint(os.getppid())\n")
+    first = step(env, tmp_path)
+    time.sleep(2.5)  # past one address check
+    second = step(env, tmp_path)
+    assert first.returncode == second.returncode == 0
+    assert int(first.stdout) == int(second.stdout) != os.getpid()  # the same server
+    assert "PYDEVD_USE_FRAME_EVAL" not in os.environ  # (not set by the tests themselves)
+    work = tmp_path / "nb"
+    work.mkdir()
+    code = "import os, sys\nstate = {'frame_eval': os.environ.get('PYDEVD_USE_FRAME_EVAL')}\n"
+    forked, p = run(notebook(work / "a.ipynb", code), tmp_path / "a.out.ipynb", True, "1")
+    assert isinstance(p, kernels.ForkedKernel) and forked["frame_eval"] == "NO"
