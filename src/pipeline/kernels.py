@@ -251,6 +251,11 @@ class ForkKernelManager(KernelManager):
         prov.cwd = kw.get("cwd")
         self._reconcile_connection_info(prov.connection_info)
 
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        # a killed kernel's end is seen within 10 ms, not 100 (jupyter_client's
+        # polling interval, paid by every notebook's shutdown)
+        await super()._async_wait(pollinterval=min(pollinterval, 0.01))
+
 
 def start(wanted: bool, kernel_name: str) -> bool:
     """Whether a run forks its kernels (`wanted`, switched on, a python kernel
