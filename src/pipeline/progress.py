@@ -142,19 +142,21 @@ class Progress:
     def __init__(self, notebook: Path, inputs: list[str]):
         self.name = Path(notebook).stem
         self.inputs = hashes(inputs) if inputs else {}
+        self.plan: list[str] = []
+        self.jobs = 1
+        self.pos = "[run]"
+        self.t0 = time.perf_counter()
+
+    def start(self) -> None:
+        """The start line, with the notebook's place in the build's plan (read now:
+        the runner makes the plan while the kernel starts)."""
         try:
             p = json.loads(PLAN.read_text())
             self.plan, self.jobs = p["notebooks"], max(1, p.get("jobs", 1))
         except (OSError, json.JSONDecodeError, KeyError):
             self.plan, self.jobs = [], 1
-        self.pos = (
-            f"[{self.plan.index(self.name) + 1}/{len(self.plan)}]"
-            if self.name in self.plan
-            else "[run]"
-        )
-        self.t0 = time.perf_counter()
-
-    def start(self) -> None:
+        if self.name in self.plan:
+            self.pos = f"[{self.plan.index(self.name) + 1}/{len(self.plan)}]"
         why = reason(self.name, self.inputs) if self.inputs else "run by hand"
         expect = _last(self.name).get("seconds")
         est = ""

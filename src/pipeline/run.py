@@ -30,6 +30,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -254,6 +255,32 @@ def execute(
     return time.perf_counter() - t0
 
 
+class Announcer(threading.Thread):
+    """Makes the build's plan (if this run is a build's) and prints the start line,
+    beside the run; `join` waits for it and raises what it raised."""
+
+    def __init__(self, progress: Progress, build: bool) -> None:
+        super().__init__(daemon=True)
+        self.progress, self.build = progress, build
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            if self.build:  # the first notebook of a build plans it
+                progress_mod.ensure_plan(
+                    os.environ.get("KZ_PLAN_ARGS", "reports/paper.html").split()
+                )
+            self.progress.start()
+        except BaseException as e:  # noqa: BLE001 - raised by join, in the runner
+            self.error = e
+
+    def join(self, timeout: float | None = None, quiet: bool = False) -> None:
+        super().join(timeout)
+        if self.error is not None and not quiet:
+            raise self.error
+
+
 @entry
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.split("\n")[0])
@@ -284,21 +311,25 @@ def main(argv: list[str] | None = None) -> int:
     if a.build and not a.out:
         ap.error("--build needs --out")
     out = a.out or paths.SCRATCH / "outputs" / "notebooks" / a.notebook.name
-    if a.build:  # the first notebook of a build plans it (what make -n would run)
-        progress_mod.ensure_plan(os.environ.get("KZ_PLAN_ARGS", "reports/paper.html").split())
     progress = Progress(a.notebook, a.inputs)
-    progress.start()
+    # the start line waits for the build's plan, which the first notebook of a build
+    # makes (what `make -n` would run, ~0.1 s): made while the kernel starts
+    announcer = Announcer(progress, a.build)
     try:
         execute(a.notebook, out, a.params, build=a.build, inputs=a.inputs)
+        announcer.join()  # (a plan that failed fails the stage, as before the run)
     except NotebookFailed as e:
+        announcer.join(quiet=True)
         progress.failed()
         print(str(e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        announcer.join(quiet=True)
         progress.failed()
         print(f"[run] {a.notebook.stem} interrupted: nothing published", file=sys.stderr)
         return 130
     except (params_mod.ParamsError, OSError):
+        announcer.join(quiet=True)
         progress.failed()
         raise
     progress.done()
