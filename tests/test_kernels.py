@@ -53,10 +53,12 @@ assert os.environ["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
 state = {"pid": os.getpid(), "ppid": os.getppid(), "figures": plt.get_fignums()}
 """
 REPORT = """\
-import json
+import json, warnings
+import numpy, scipy.stats, statsmodels.api, seaborn, PIL.Image, pandera.pandas  # (preloaded)
 state.update(cwd=os.getcwd(), mark=os.environ.get("KZ_TEST_MARK"), value=value,
              main=sys.modules["__main__"].__dict__ is globals(), path=sys.path,
-             env=sorted(os.environ))
+             env=sorted(os.environ), filters=sorted(set(map(repr, warnings.filters))),
+             hook=sys.breakpointhook.__qualname__)
 print(json.dumps(state))
 """
 
@@ -126,6 +128,9 @@ def test_forked_kernels_are_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyP
     normal, p3 = run(work / "b.ipynb", tmp_path / "c.out.ipynb", False, "2")
     assert not isinstance(p3, kernels.ForkedKernel)
     assert (normal["path"], normal["env"]) == (second["path"], second["env"])
+    # the warnings filters the libraries install at import, and debugpy's breakpoint hook
+    assert (normal["filters"], normal["hook"]) == (second["filters"], second["hook"])
+    assert len(second["filters"]) > 10
 
 
 def test_switched_off_or_outside_a_build_starts_kernels_normally(monkeypatch):
@@ -355,8 +360,8 @@ def test_a_named_server_is_one_of_its_own():
 def test_the_server_stays_and_gives_kernels_what_their_imports_set(tmp_path: Path):
     """The server's own environment stays its starter's (a preload that set a variable
     made its periodic address check see a change: it exited and restarted every 2 s),
-    and a forked kernel still sees what its imports would have set
-    (ipykernel.debugger sets PYDEVD_USE_FRAME_EVAL)."""
+    a forked kernel still sees what its imports would have set (ipykernel.debugger
+    sets PYDEVD_USE_FRAME_EVAL), and a step does not get debugpy's breakpoint hook."""
     ready()
     env = probe_env(tmp_path, "import os\nprint(os.getppid())\n")
     first = step(env, tmp_path)
@@ -364,6 +369,9 @@ def test_the_server_stays_and_gives_kernels_what_their_imports_set(tmp_path: Pat
     second = step(env, tmp_path)
     assert first.returncode == second.returncode == 0
     assert int(first.stdout) == int(second.stdout) != os.getpid()  # the same server
+    # a step's breakpoint() is Python's own, not debugpy's (which a kernel has)
+    code = "import sys\nprint(sys.breakpointhook is sys.__breakpointhook__)\n"
+    assert step(probe_env(tmp_path, code), tmp_path).stdout.strip() == "True"
     assert "PYDEVD_USE_FRAME_EVAL" not in os.environ  # (not set by the tests themselves)
     work = tmp_path / "nb"
     work.mkdir()

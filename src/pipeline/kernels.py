@@ -28,9 +28,18 @@ What is shared, and what is not:
   is imported with the backend ipykernel sets (`MPLBACKEND`) and pandas with a
   kernel shell; a kernel child gets the rcParams of a plain import, a step child
   matplotlib's automatic backend and pandas' terminal `display.max_columns`.
+- What the imports did to the process, a child gets as an import would have
+  done it: the warnings filters they install (numpy's, statsmodels', IPython's;
+  a kernel those of the kernel's libraries), the environment variables they set
+  (debugpy's PYDEVD_USE_FRAME_EVAL, pandera's SPARK_LOCAL_IP, to every child),
+  debugpy's breakpoint hook (a kernel; a step keeps Python's own).
 - The child gets what a normal start gives: its environment, working directory,
   a new session, the caller's standard streams (passed over the socket), default
   signal handlers, fresh `__main__`, `sys.argv`, `sys.path` and random seeds.
+- Not a fresh start: the hash seed is the server's (shared by every child it
+  forks; `make verify`'s re-execution has a server of its own, so an output that
+  depended on it would differ there), and `gc.get_objects()` does not list the
+  objects inherited from the server (frozen: see below).
 
 Its life: one server per user, interpreter, installed packages and server code
 (`client.address`), listening on an abstract unix socket once its imports are
@@ -42,7 +51,8 @@ reaps its children and reports their exit status. It exits after `IDLE` seconds
 --stop`). A caller that sets `KZ_WARM_SERVER=<name>` gets a server of its own
 (`make verify`'s re-execution does, and stops it when done). What the server
 imported is frozen out of the garbage collector's sight (`gc.freeze`) before it
-forks: a child never scans, and so never copies, the inherited heap.
+forks: a child's collections never scan the inherited heap (nor write to its
+pages, which stay shared until the child's own reference counting touches them).
 `KZ_FORK_KERNELS=0` turns it off: every step and kernel starts the normal way
 (the outputs are the same bytes; a test compares). So does a platform without
 abstract unix sockets (not Linux) or a kernel spec that is not `python -m
@@ -317,44 +327,63 @@ def _env_changes(before: dict[str, str]) -> dict[str, str | None]:
     return changes
 
 
-def _preload() -> tuple[dict[str, Any], dict[str, dict[str, str | None]]]:
+def _preload() -> dict[str, Any]:
     """Import PRELOAD_KERNEL as a kernel would (MPLBACKEND set by ipykernel before
-    user code, `get_ipython` a kernel's shell), then PRELOAD_STEPS; return the
-    rcParams of a plain matplotlib import in a kernel, and what the imports set in
-    the environment (ipykernel.debugger sets PYDEVD_USE_FRAME_EVAL), by kind of
-    child: a child gets them, the server's own environment stays its caller's."""
+    user code, `get_ipython` a kernel's shell), then PRELOAD_STEPS. Returns what a
+    child must get that the imports did in this process:
+
+    - "rc": the rcParams of a plain matplotlib import in a kernel;
+    - "env": the variables the imports set in the environment (ipykernel.debugger
+      sets PYDEVD_USE_FRAME_EVAL, pandera SPARK_LOCAL_IP and PYARROW_IGNORE_TIMEZONE,
+      as in any process that imports them); the server's own environment stays
+      its caller's (its address is computed from it);
+    - "filters": the warnings filters the imports installed (numpy's, statsmodels',
+      IPython's), for a kernel those of the kernel's libraries, for a step all;
+    - "breakpointhook": the interpreter's own (debugpy replaces it at import: a
+      kernel keeps debugpy's, as a normal kernel has it; a step gets this one).
+    """
     import builtins
     import warnings
 
     import analysis  # noqa: F401 - its jsonschema start-up fix must come first
 
+    state: dict[str, Any] = {"rc": {}, "filters": {}, "breakpointhook": sys.breakpointhook}
     env_before = dict(os.environ)
     mpl_env = os.environ.get("MPLBACKEND")
     if not mpl_env:
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     shell = ZMQInteractiveShell()
     builtins.get_ipython = lambda: shell  # type: ignore[attr-defined]
-    rc: dict[str, Any] = {}
     try:
         with warnings.catch_warnings(record=True) as caught:
             for name in PRELOAD_KERNEL:
                 _import(name)
                 if name == "matplotlib" and "matplotlib" in sys.modules:
-                    rc = dict(sys.modules["matplotlib"].rcParams)
+                    state["rc"] = dict(sys.modules["matplotlib"].rcParams)
+            state["filters"]["kernel"] = list(warnings.filters)
     finally:
         del builtins.get_ipython  # type: ignore[attr-defined]
         if not mpl_env:
             del os.environ["MPLBACKEND"]
-    effects = {"kernel": _env_changes(env_before)}
+    _set_filters(state["filters"]["kernel"])  # (catch_warnings put the old ones back)
     with warnings.catch_warnings(record=True) as caught_steps:
         for name in PRELOAD_STEPS:
             _import(name)
+        state["filters"]["module"] = list(warnings.filters)
+    _set_filters(state["filters"]["module"])
     for w in [*caught, *caught_steps]:
         print(f"warm server: warning while preloading: {w.message}", file=sys.stderr)
     _warm()
     _forget(PROJECT)
-    effects["module"] = _env_changes(env_before)
-    return rc, effects
+    state["env"] = _env_changes(env_before)
+    return state
+
+
+def _set_filters(filters: list[Any]) -> None:
+    import warnings
+
+    warnings.filters[:] = filters  # type: ignore[index]  # (a list: typeshed says Sequence)
+    warnings._filters_mutated()  # type: ignore[attr-defined]  # (what filterwarnings calls)
 
 
 def _warm() -> None:
@@ -466,8 +495,7 @@ def _sys_path(env: dict[str, str], cwd: str, core: list[str], site: list[str]) -
 def _child(
     request: dict[str, Any],
     fds: list[int],
-    rc: dict[str, Any],
-    effects: dict[str, dict[str, str | None]],
+    preloaded: dict[str, Any],
     base_path: tuple[list[str], list[str]],
     close: list[Any],
 ) -> NoReturn:
@@ -506,7 +534,7 @@ def _child(
         env = request["env"]
         os.environ.clear()
         os.environ.update(env)
-        for key, value in effects.get(request["kind"], {}).items():  # what its imports set
+        for key, value in preloaded.get("env", {}).items():  # what the imports set
             if value is None:
                 os.environ.pop(key, None)
             else:
@@ -518,6 +546,10 @@ def _child(
         sys.path[:] = _sys_path(env, os.getcwd(), *base_path)
         _forget(PROJECT + NOT_SHARED)
         mpl = sys.modules.get("matplotlib")
+        rc = preloaded.get("rc", {})
+        filters = preloaded.get("filters", {}).get("kernel" if kernel else "module")
+        if filters is not None:
+            _set_filters(filters)
         if kernel:
             module = "ipykernel_launcher"
             cmd = request["cmd"]
@@ -527,6 +559,7 @@ def _child(
         else:
             module = request["module"]
             sys.argv = [module, *request["argv"]]
+            sys.breakpointhook = preloaded.get("breakpointhook", sys.__breakpointhook__)
             if mpl is not None:  # what a plain import outside a kernel chooses
                 from matplotlib import rcsetup
 
@@ -598,8 +631,7 @@ class Server:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.children: dict[int, socket.socket] = {}  # pid -> its caller's connection
         self.orphans: dict[int, socket.socket] = {}  # caller gone: killed, to be reaped
-        self.rc: dict[str, Any] = {}
-        self.effects: dict[str, dict[str, str | None]] = {}
+        self.preloaded: dict[str, Any] = {}
         self.base_path: tuple[list[str], list[str]] = ([], [])
         self.stopping = False
 
@@ -612,7 +644,7 @@ class Server:
                 return 0  # another caller started it first
             raise
         t0 = time.monotonic()  # (bound, not listening: a probe never waits on it)
-        self.rc, self.effects = _preload()
+        self.preloaded = _preload()
         self.base_path = _base_path()
         try:
             self.listener.bind(self.addr)
@@ -736,8 +768,7 @@ class Server:
                 _child(
                     request,
                     fds,
-                    self.rc,
-                    self.effects,
+                    self.preloaded,
                     self.base_path,
                     [*close, *self.children.values(), *self.orphans.values()],
                 )
