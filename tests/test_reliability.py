@@ -475,12 +475,14 @@ def test_read_only_reports_is_one_line_and_keeps_the_previous_paper():
 
 
 def test_every_build_step_prints_one_line_when_interrupted():
-    """Every module the Makefile runs as a step has its `main` wrapped by
-    pipeline.cli.entry (Ctrl-C or a known error: one line, never a traceback);
-    the Ctrl-C test above interrupts one of them, a notebook."""
+    """Every module the Makefile runs (a build step, or `python -m` in a target such
+    as check or verify) has its `main` wrapped by pipeline.cli.entry (Ctrl-C or a
+    known error: one line, never a traceback); the Ctrl-C test above interrupts
+    one of them, a notebook."""
     makefile = (ROOT / "Makefile").read_text()
-    steps = set(re.findall(r"\$\(STEP\) pipeline\.([a-z_]+)", makefile)) - {"x"}
-    assert {"snapshot", "run", "merge", "report", "paper"} <= steps
+    run = r"(?:\$\(STEP\)|\$\(PY\) -m) pipeline\.([a-z_]+)"
+    steps = set(re.findall(run, makefile)) - {"x"}
+    assert {"snapshot", "run", "merge", "report", "paper", "verify", "check_html"} <= steps
     for step in sorted(steps):
         source = (ROOT / "src" / "pipeline" / f"{step}.py").read_text()
         assert re.search(r"^@_?entry\ndef main\(", source, re.M), f"pipeline.{step}.main"

@@ -187,14 +187,15 @@ def save(
     # One layout for both files: the PNG's draw lays the figure out (constrained
     # layout) and is checked as it ends (no extra draw); the SVG is drawn with that
     # layout kept (the layout engine off for its draw), so both show the same figure.
-    clipped: list[str] = []
+    drawn: list[list[str]] = []  # what each draw left outside (savefig may draw twice)
     check = fig.canvas.mpl_connect(
-        "draw_event", lambda event: clipped.extend(canvas_overflow(fig, event.renderer))
+        "draw_event", lambda event: drawn.append(canvas_overflow(fig, event.renderer))
     )
     try:
         png = _bytes(fig, "png")
     finally:
         fig.canvas.mpl_disconnect(check)
+    clipped = drawn[-1] if drawn else canvas_overflow(fig)  # (no event: a draw of its own)
     if clipped:
         raise ValueError(f"figure {name}: text outside the canvas: {clipped}")
     engine = fig.get_layout_engine()

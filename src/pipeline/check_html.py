@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline.cli import entry
+
 # the checkout that holds node_modules/ (the HTML checkers are tools, not project data)
 ROOT = Path(__file__).resolve().parents[2]
 VNU_JAR = ROOT / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
@@ -119,6 +121,7 @@ def axe(files: list[Path]) -> tuple[list[str], int]:
     return out, checked
 
 
+@entry
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m pipeline.check_html", description=__doc__.split("\n")[0]

@@ -145,17 +145,17 @@ def log(message: str) -> None:
         pass
 
 
-def ensure_server(addr: str, start: bool = True) -> bool:
+def ensure_server(addr: str, start: bool = True, caller: Mapping[str, str] = os.environ) -> bool:
     """True if the server at `addr` is ready to fork; else start it (if `start` and
-    it is not importing already) and return False: the caller runs the normal way
-    meanwhile."""
+    it is not importing already; with the environment `caller`) and return False:
+    the caller runs the normal way meanwhile."""
     if listening(addr):
         return True
     if not start or warming(addr):
         return False
-    env = {k: v for k, v in os.environ.items() if k not in ("KZ_OUTPUT_DIR", "JPY_PARENT_PID")}
+    env = {k: v for k, v in caller.items() if k not in ("KZ_OUTPUT_DIR", "JPY_PARENT_PID")}
     # its own code from this checkout (the code `address` hashed), whoever calls
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), *_foreign_path()])
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), *_foreign_path(caller)])
     root = env.get("KZ_COMPENDIUM_ROOT", "")
     try:  # its messages (imports that failed) go to the log of the project that started it
         out = open(os.path.join(root, ".build", LOG), "a") if root else None

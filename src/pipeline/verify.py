@@ -141,10 +141,13 @@ def check_environment(lock: Path = paths.ROOT / "requirements.lock") -> list[Row
 def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     """Build everything from raw data in a scratch copy of the project (the same
     `make report` a reader runs); return its reports/ folder. Its steps and kernels
-    are forked by a warm server of its own (KZ_WARM_SERVER), started afresh and
-    stopped at the end: never by the one that may have made the delivered reports,
-    so the two builds share no process state, not even a hash seed."""
+    are forked by a warm server of its own (KZ_WARM_SERVER), started afresh (and
+    waited for: every step and kernel is forked) and stopped at the end: never by
+    the one that may have made the delivered reports, so the two builds share no
+    process state, not even a hash seed. (Unless forking is off, KZ_FORK_KERNELS=0:
+    then every step and kernel starts the normal way.)"""
     import secrets
+    import time
 
     from pipeline import client, kernels
     from pipeline.paper import git_info
@@ -156,10 +159,20 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     # the paper shows the commit of this checkout, not the scratch copy's (none)
     env |= {"KZ_COMPENDIUM_ROOT": str(scratch), "KZ_GIT_INFO": json.dumps(git_info())}
     env["KZ_WARM_SERVER"] = f"verify-{os.getpid()}-{secrets.token_hex(4)}"
+    env["KZ_FORK_IDLE"] = "60"  # (a verify killed before it stops its server)
+    addr = client.address(env)
     try:
+        if client.enabled():
+            t0 = time.monotonic()
+            client.ensure_server(addr, caller=env)
+            while not client.listening(addr) and time.monotonic() - t0 < 120:
+                time.sleep(0.05)
+            took = f"ready in {time.monotonic() - t0:.1f}s"
+            state = took if client.listening(addr) else "not ready: normal starts"
+            print(f"[verify] re-execution by a warm server of its own: {state}", flush=True)
         r = _make_report(scratch, env, jobs)
     finally:
-        kernels.stop(client.address(env))
+        stopped = kernels.stop(addr)
     ran = 0
     for line in r.stdout.splitlines():
         if " done in " in line or line.startswith("[paper]"):
@@ -168,8 +181,8 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     log = scratch / ".build" / client.LOG
     forked = log.read_text().count("kernel forked") if log.exists() else 0
     print(
-        f"[verify] {forked} of {ran} notebook kernels forked by the re-execution's own warm "
-        "server (the others started the normal way while it started)",
+        f"[verify] {forked} of {ran} notebook kernels forked; its warm server "
+        + ("stopped" if stopped else "not running"),
         flush=True,
     )
     if r.returncode != 0:
