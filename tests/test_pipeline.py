@@ -100,6 +100,9 @@ def test_noop_and_incremental_rebuilds(built: Path):
     # the outputs are those of a build without it: tests/test_verify.py)
     log = (built / ".build/kernels.log").read_text()
     assert "kernel forked" in log and "not forked" not in log
+    # one server for the whole build (a step whose environment differed from its
+    # caller's would ask for another address, and start a second server)
+    assert log.count(") ready in") <= 1, log
     r = make(built, "report")
     assert r.returncode == 0 and ran(r.stdout) == [] and "[build]" not in r.stdout
 

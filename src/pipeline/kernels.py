@@ -31,7 +31,8 @@ What is shared, and what is not:
 - What the imports did to the process, a child gets as an import would have
   done it: the warnings filters they install (numpy's, statsmodels', IPython's;
   a kernel those of the kernel's libraries), the environment variables they set
-  (debugpy's PYDEVD_USE_FRAME_EVAL, pandera's SPARK_LOCAL_IP, to every child),
+  (pandera's SPARK_LOCAL_IP to every child, debugpy's PYDEVD_USE_FRAME_EVAL to
+  kernels),
   debugpy's breakpoint hook (a kernel; a step keeps Python's own).
 - The child gets what a normal start gives: its environment, working directory,
   a new session, the caller's standard streams (passed over the socket), default
@@ -333,10 +334,10 @@ def _preload() -> dict[str, Any]:
     child must get that the imports did in this process:
 
     - "rc": the rcParams of a plain matplotlib import in a kernel;
-    - "env": the variables the imports set in the environment (ipykernel.debugger
-      sets PYDEVD_USE_FRAME_EVAL, pandera SPARK_LOCAL_IP and PYARROW_IGNORE_TIMEZONE,
-      as in any process that imports them); the server's own environment stays
-      its caller's (its address is computed from it);
+    - "env": the variables the imports set in the environment, by kind of child
+      (ipykernel.debugger sets PYDEVD_USE_FRAME_EVAL: kernels; pandera
+      SPARK_LOCAL_IP and PYARROW_IGNORE_TIMEZONE: both); the server's own
+      environment stays its caller's (its address is computed from it);
     - "filters": the warnings filters the imports installed (numpy's, statsmodels',
       IPython's), for a kernel those of the kernel's libraries, for a step all;
     - "breakpointhook": the interpreter's own (debugpy replaces it at import: a
@@ -366,6 +367,7 @@ def _preload() -> dict[str, Any]:
         if not mpl_env:
             del os.environ["MPLBACKEND"]
     _set_filters(state["filters"]["kernel"])  # (catch_warnings put the old ones back)
+    env_kernel = dict(os.environ)
     with warnings.catch_warnings(record=True) as caught_steps:
         for name in PRELOAD_STEPS:
             _import(name)
@@ -375,7 +377,17 @@ def _preload() -> dict[str, Any]:
         print(f"warm server: warning while preloading: {w.message}", file=sys.stderr)
     _warm()
     _forget(PROJECT)
-    state["env"] = _env_changes(env_before)
+    # a step gets what the steps' libraries set, a kernel what all of them set (its
+    # notebook imports them all); never debugpy's variables in a step, whose
+    # client would then compute another server's address
+    state["env"] = {
+        "module": {
+            k: v
+            for k, v in os.environ.items()
+            if env_kernel.get(k) != v and not client.STARTUP_ENV.fullmatch(k)
+        },
+        "kernel": _env_changes(env_before),
+    }
     return state
 
 
@@ -534,7 +546,7 @@ def _child(
         env = request["env"]
         os.environ.clear()
         os.environ.update(env)
-        for key, value in preloaded.get("env", {}).items():  # what the imports set
+        for key, value in preloaded.get("env", {}).get(request["kind"], {}).items():
             if value is None:
                 os.environ.pop(key, None)
             else:
