@@ -128,6 +128,10 @@ def test_tolerances():
     )
     assert [r.verdict for r in rows] == ["ok", "MISMATCH"]
     assert "UNEXPECTED" in rows[1].note
+    # the same value from other sources is another result
+    e["source_ids"] = ["s1"]
+    rows = verify.compare_results({"a": e}, {"a": {**e, "source_ids": ["s1", "s2"]}}, set())
+    assert rows[0].verdict == "MISMATCH" and "source_ids: expected ['s1']" in rows[0].note
 
 
 def test_pixel_comparison(tmp_path: Path):

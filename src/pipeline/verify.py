@@ -317,8 +317,13 @@ def compare_results(expected: dict, got: dict, changed_raw: set[str]) -> list[Ro
                 if why
                 else "UNEXPECTED: none of its raw files changed"
             )
+        # the same value from other rows is another result: its provenance must match
+        moved = [k for k in ("sources", "source_ids") if e.get(k) != g.get(k)]
+        if same and moved:
+            note = "; ".join(f"{k}: expected {e.get(k)}, got {g.get(k)}" for k in moved)
+        ok = same and not moved
         rows.append(
-            Row(key, _fmt(e["value"]), _fmt(g["value"]), diff, "ok" if same else "MISMATCH", note)
+            Row(key, _fmt(e["value"]), _fmt(g["value"]), diff, "ok" if ok else "MISMATCH", note)
         )
     return rows
 
