@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import papermill as pm
+from jupyter_client.blocking.client import BlockingKernelClient
 import pytest
 
 from analysis import paths
@@ -378,3 +379,12 @@ def test_the_server_stays_and_gives_kernels_what_their_imports_set(tmp_path: Pat
     code = "import os, sys\nstate = {'frame_eval': os.environ.get('PYDEVD_USE_FRAME_EVAL')}\n"
     forked, p = run(notebook(work / "a.ipynb", code), tmp_path / "a.out.ipynb", True, "1")
     assert isinstance(p, kernels.ForkedKernel) and forked["frame_eval"] == "NO"
+
+
+def test_a_forked_kernels_client_waits_less_for_a_quiet_iopub():
+    """The forked kernels' client is ready once IOPub has been quiet for 20 ms
+    (jupyter_client waits 200 ms); its blocking wait_for_ready must be the override."""
+    kc = kernels.ForkKernelManager(kernel_name=paths.KERNEL_NAME).client()
+    assert isinstance(kc, kernels.QuickReadyClient)
+    assert type(kc).wait_for_ready is not BlockingKernelClient.wait_for_ready
+    assert isinstance(kernels.manager(False).client(), BlockingKernelClient)  # normal: as is
