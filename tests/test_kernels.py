@@ -19,8 +19,8 @@ from pathlib import Path
 
 import nbformat
 import papermill as pm
-from jupyter_client.blocking.client import BlockingKernelClient
 import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
 
 from analysis import paths
 from pipeline import client, kernels
