@@ -267,13 +267,20 @@ def ignored_signals() -> list[int]:
     return [int(s) for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]
 
 
-def alive(pid: int) -> bool:
+def exists(pid: int) -> bool:
+    """Whether process `pid` exists (another user's, or a zombie, too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def alive(pid: int) -> bool:
+    if not exists(pid):
+        return False
     try:  # a zombie has ended
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from analysis import paths
+from pipeline import client
 
 LOCK = paths.BUILD / "lock"
 GUARD = paths.BUILD / "lock.guard"
@@ -39,12 +40,8 @@ def _start_time(pid: int) -> str | None:
 
 
 def alive(pid: int, start: str | None = None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not client.exists(pid):
         return False
-    except PermissionError:
-        return True
     now = _start_time(pid)
     return start is None or now is None or now == start
 
