@@ -32,8 +32,7 @@ What is shared, and what is not:
   done it: the warnings filters they install (numpy's, statsmodels', IPython's;
   a kernel those of the kernel's libraries), the environment variables they set
   (pandera's SPARK_LOCAL_IP to every child, debugpy's PYDEVD_USE_FRAME_EVAL to
-  kernels),
-  debugpy's breakpoint hook (a kernel; a step keeps Python's own).
+  kernels), debugpy's breakpoint hook (a kernel; a step keeps Python's own).
 - The child gets what a normal start gives: its environment, working directory,
   a new session, the caller's standard streams (passed over the socket), default
   signal handlers, fresh `__main__`, `sys.argv`, `sys.path` and random seeds.
@@ -346,14 +345,10 @@ def _import(name: str) -> None:
 
 
 def _env_changes(before: dict[str, str]) -> dict[str, str | None]:
-    """What was set (a value) or removed (None) in os.environ since `before`; and
-    os.environ back as it was."""
-    changes: dict[str, str | None] = {k: v for k, v in os.environ.items() if before.get(k) != v} | {
+    """What was set (a value) or removed (None) in os.environ since `before`."""
+    return {k: v for k, v in os.environ.items() if before.get(k) != v} | {
         k: None for k in before if k not in os.environ
     }
-    os.environ.clear()
-    os.environ.update(before)
-    return changes
 
 
 def _preload() -> dict[str, Any]:
@@ -408,14 +403,13 @@ def _preload() -> dict[str, Any]:
     # a step gets what the steps' libraries set, a kernel what all of them set (its
     # notebook imports them all); never debugpy's variables in a step, whose
     # client would then compute another server's address
+    steps = _env_changes(env_kernel)
     state["env"] = {
-        "module": {
-            k: v
-            for k, v in os.environ.items()
-            if env_kernel.get(k) != v and not client.STARTUP_ENV.fullmatch(k)
-        },
+        "module": {k: v for k, v in steps.items() if not client.STARTUP_ENV.fullmatch(k)},
         "kernel": _env_changes(env_before),
     }
+    os.environ.clear()  # the server's own stays its caller's
+    os.environ.update(env_before)
     return state
 
 
