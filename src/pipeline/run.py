@@ -316,22 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     # makes (what `make -n` would run, ~0.1 s): made while the kernel starts
     announcer = Announcer(progress, a.build)
     try:
-        execute(a.notebook, out, a.params, build=a.build, inputs=a.inputs)
-        announcer.join()  # (a plan that failed fails the stage, as before the run)
+        try:
+            execute(a.notebook, out, a.params, build=a.build, inputs=a.inputs)
+            announcer.join()  # (a plan that failed fails the stage, as before the run)
+        except (NotebookFailed, KeyboardInterrupt, params_mod.ParamsError, OSError):
+            announcer.join(quiet=True)
+            progress.failed()
+            raise
     except NotebookFailed as e:
-        announcer.join(quiet=True)
-        progress.failed()
         print(str(e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        announcer.join(quiet=True)
-        progress.failed()
         print(f"[run] {a.notebook.stem} interrupted: nothing published", file=sys.stderr)
         return 130
-    except (params_mod.ParamsError, OSError):
-        announcer.join(quiet=True)
-        progress.failed()
-        raise
     progress.done()
     if not a.build:
         print(f"[run] outputs in {paths.rel(out.parent.parent)} (outside the build)")
