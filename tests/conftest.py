@@ -119,7 +119,22 @@ def make(root: Path, *args: str, env: dict[str, str] | None = None) -> subproces
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Path:
     """One full `make report` in a scratch copy, shared by the pipeline and paper tests.
-    Tests that change it restore what they changed."""
+    Tests that change it restore what they changed.
+
+    Built once per run: every test using it runs on one xdist worker (its group),
+    and a second build in the same run fails here (xdist's grouping silently broke
+    with pytest 9.2: pytest-dev/pytest-xdist#1386)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:  # the workers of one run share the parent of their basetemp
+        mark = tmp_path_factory.getbasetemp().parent / "built-by"
+        try:
+            with mark.open("x") as f:
+                f.write(worker)
+        except FileExistsError:
+            pytest.fail(
+                f"the shared build was made twice ({mark.read_text()} and {worker}): "
+                "the xdist group 'built' did not keep its tests on one worker"
+            )
     root = copy_project(tmp_path_factory.mktemp("scratch") / "project")
     r = make(root, "report")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -135,6 +150,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         kernels.stop()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`make test` runs the tests on every core (pytest-xdist, --dist loadgroup).
     Tests sharing a built scratch project run on one worker, so that it is built
