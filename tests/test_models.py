@@ -157,6 +157,26 @@ def test_granularity_tie_rule():
         survey.consistent_sample_sizes([1.0], rounding="bankers")
 
 
+def test_granularity_integer_search_is_the_exact_definition():
+    """The integer search gives, for every n, what rounding each candidate 100·k/n as
+    an exact fraction gives (survey._has_k): percentages with ties at both ends, odd
+    and even last digits, 0 and 100, more decimals than rounded to."""
+    from fractions import Fraction
+
+    percents = [0.0, 0.1, 12.5, 33.3, 43.2, 43.3, 48.1, 50.0, 66.7, 99.9, 100.0, 43.25, 7.0]
+    for decimals in (0, 1, 2):
+        for rounding in ("half_up", "half_even"):
+            for p in percents:
+                want = [
+                    n
+                    for n in range(1, 401)
+                    if survey._has_k(Fraction(str(p)), n, decimals, rounding)
+                ]
+                got = survey.consistent_sample_sizes([p], decimals, 400, rounding)
+                assert got == want, (p, decimals, rounding)
+    assert survey.consistent_sample_sizes([43.25], 1, 400) == []  # two decimals, rounded to one
+
+
 def test_round_fraction():
     from fractions import Fraction
 

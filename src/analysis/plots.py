@@ -186,7 +186,8 @@ def save(
 
     # One layout for both files: the PNG's draw lays the figure out (constrained
     # layout) and is checked as it ends (no extra draw); the SVG is drawn with that
-    # layout kept (the layout engine off for its draw), so both show the same figure.
+    # layout kept, so both show the same figure. (No layout engine at all for the SVG:
+    # with even a placeholder one, savefig first makes a draw that paints nothing.)
     drawn: list[list[str]] = []  # what each draw left outside (savefig may draw twice)
     check = fig.canvas.mpl_connect(
         "draw_event", lambda event: drawn.append(canvas_overflow(fig, event.renderer))
@@ -199,7 +200,9 @@ def save(
     if clipped:
         raise ValueError(f"figure {name}: text outside the canvas: {clipped}")
     engine = fig.get_layout_engine()
-    fig.set_layout_engine("none")
+    fig.set_layout_engine(None)
+    if fig.get_layout_engine() is not None:  # (an rcParams layout: keep it off instead)
+        fig.set_layout_engine("none")
     try:
         svg = _bytes(fig, "svg")
     finally:

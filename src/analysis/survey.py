@@ -150,20 +150,41 @@ def consistent_sample_sizes(
 ) -> list[int]:
     """Sample sizes n <= n_max for which every percentage is some 100·k/n, rounded.
 
-    Exact fractions (no floating-point edge errors). `rounding` is the tie rule
-    the authors may have used: half_up (43.25 -> 43.3) or half_even (43.25 -> 43.2).
+    Exact integer arithmetic (no floating-point edge errors). `rounding` is the tie
+    rule the authors may have used: half_up (43.25 -> 43.3) or half_even (43.25 -> 43.2).
+    Gives what `round_fraction` gives for every candidate k (a test compares).
     """
     if rounding not in ("half_up", "half_even"):
         raise ValueError(f"unknown rounding {rounding!r}")
-    ps = [Fraction(str(p)) for p in percents]
-    ok = []
-    for n in range(1, n_max + 1):
-        if all(_has_k(p, n, decimals, rounding) for p in ps):
-            ok.append(n)
-    return ok
+    scale = 10**decimals
+    # each percentage in units of its last decimal (48.1 -> 481 at one decimal);
+    # one with more decimals than `decimals` is never a rounded value
+    units = [Fraction(str(p)) * scale for p in percents]
+    if any(u.denominator != 1 for u in units):
+        return []
+    ps = [int(u) for u in units]
+    return [n for n in range(1, n_max + 1) if all(_fits(p, n, scale, rounding) for p in ps)]
+
+
+def _fits(p: int, n: int, scale: int, rounding: str) -> bool:
+    """Some k (0 <= k <= n) has 100·k/n rounding to p/scale percent: with x = 100·scale·k/n
+    in units, half_up keeps p - 1/2 <= x < p + 1/2, half_even p - 1/2 < x < p + 1/2
+    and both ends when p is even; in integers (times 2n): lo <= 200·scale·k <= hi."""
+    lo, hi = 2 * n * p - n, 2 * n * p + n
+    k0 = (p * n) // (100 * scale)  # floor of the centre p·n/(100·scale)
+    for k in (k0 - 1, k0, k0 + 1, k0 + 2):
+        if not 0 <= k <= n:
+            continue
+        x = 200 * scale * k
+        if lo < x < hi or (x == lo and (rounding == "half_up" or p % 2 == 0)):
+            return True
+        if x == hi and rounding == "half_even" and p % 2 == 0:
+            return True
+    return False
 
 
 def _has_k(p: Fraction, n: int, decimals: int, rounding: str) -> bool:
+    """The definition `_fits` computes in integers (the tests' reference)."""
     centre = p * n / 100
     k0 = centre.numerator // centre.denominator
     return any(
