@@ -134,6 +134,28 @@ def test_forked_kernels_are_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert len(second["filters"]) > 10
 
 
+def test_the_server_runs_through_its_environments_real_path(tmp_path: Path):
+    """A checkout whose .venv is a link (a scratch copy) shares the environment's
+    server: it starts it through the real path, so that no forked process sees the
+    link (gone with the copy; another sys.path than a normal kernel's)."""
+    venv = Path(sys.prefix)
+    (tmp_path / ".venv").symlink_to(venv.resolve(), target_is_directory=True)
+    linked = tmp_path / ".venv" / "bin" / Path(sys.executable).name
+    code = (
+        "from pipeline import client; import sys; print(sys.prefix); print(client.server_python())"
+    )
+    r = subprocess.run(
+        [str(linked), "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(paths.ROOT / "src")},
+    )
+    assert r.returncode == 0, r.stderr
+    prefix, server = r.stdout.split()
+    assert prefix == str(tmp_path / ".venv")  # (the link, as the copy's own python sees it)
+    assert server == str(venv.resolve() / "bin" / Path(sys.executable).name)
+
+
 def test_switched_off_or_outside_a_build_starts_kernels_normally(monkeypatch):
     monkeypatch.setenv("KZ_FORK_KERNELS", "0")
     assert not kernels.start(True, paths.KERNEL_NAME)

@@ -163,7 +163,7 @@ def ensure_server(addr: str, start: bool = True, caller: Mapping[str, str] = os.
         out = None
     try:
         subprocess.Popen(
-            [sys.executable, *FLAGS, "-m", "pipeline.kernels", "--serve"],
+            [server_python(), *FLAGS, "-m", "pipeline.kernels", "--serve"],
             stdin=subprocess.DEVNULL,
             stdout=out or subprocess.DEVNULL,
             stderr=out or subprocess.DEVNULL,
@@ -177,6 +177,16 @@ def ensure_server(addr: str, start: bool = True, caller: Mapping[str, str] = os.
         if out:
             out.close()
     return False
+
+
+def server_python() -> str:
+    """The interpreter the server runs: this one, through the real path of its
+    environment. Every checkout whose .venv links to one environment shares that
+    environment's server (`address`), so its processes must not see the path of
+    whichever link started it: a scratch copy that is removed later, or a sys.path
+    other than a kernel of the environment's own checkout has."""
+    real = os.path.join(os.path.realpath(sys.prefix), "bin", os.path.basename(sys.executable))
+    return real if os.access(real, os.X_OK) else sys.executable
 
 
 class Forked:
