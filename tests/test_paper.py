@@ -518,3 +518,34 @@ def test_paper_follows_the_focus_country(built: Path, tmp_path: Path):
     figs = [f.select_one(".label").get_text() for f in soup.select("figure[id^=fig-]")]
     assert figs == [f"Figure {i}." for i in range(1, len(figs) + 1)]
     assert soup_of(built).select("#tab-parliament_elections_table")  # the original untouched
+
+
+# ---------------------------------------------------------------- notebook pages
+def test_notebook_pages_keep_compiled_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A page step keeps nbconvert's compiled templates in .build/jinja; the page is
+    the same with the cache filled, and made (compiled in memory) where the cache
+    cannot be used. The notebook is a fixture."""
+    import nbformat
+
+    from analysis import paths
+    from pipeline import report
+
+    v4 = nbformat.v4
+    nb = v4.new_notebook(
+        cells=[v4.new_markdown_cell("# A fixture"), v4.new_code_cell("1 + 1", execution_count=1)]
+    )
+    nb.cells[1].outputs = [v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
+    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+    executed = tmp_path / "fixture.ipynb"
+    nbformat.write(nb, executed)
+    monkeypatch.setattr(paths, "BUILD", tmp_path / "build")
+    pages = []
+    for _ in range(2):  # the first fills the cache, the second reads it
+        report.export(executed, tmp_path / "page.html")
+        pages.append((tmp_path / "page.html").read_bytes())
+    assert len(list((tmp_path / "build" / "jinja").glob("__jinja2_*.cache"))) >= 3
+    monkeypatch.setattr(paths, "BUILD", tmp_path / "file")
+    (tmp_path / "file").write_text("not a folder")  # no cache folder can be made
+    report.export(executed, tmp_path / "page.html")
+    pages.append((tmp_path / "page.html").read_bytes())
+    assert pages[0] == pages[1] == pages[2] and b"A fixture" in pages[0]

@@ -58,15 +58,23 @@ def _cache_templates(exporter) -> None:
     """Keep nbconvert's compiled page templates in .build/jinja (Jinja's own bytecode
     cache): a page step is a fresh process, which would otherwise compile the six
     templates again (~0.2 s). Jinja checks each entry against its template's source
-    and the Python version, so a changed template is compiled anew."""
+    and the Python version, so a changed template is compiled anew; a folder this
+    user cannot write only means compiling in memory, as without the cache."""
     from jinja2 import FileSystemBytecodeCache
+
+    class Cache(FileSystemBytecodeCache):
+        def dump_bytecode(self, bucket) -> None:
+            try:
+                super().dump_bytecode(bucket)
+            except OSError:
+                pass
 
     folder = paths.BUILD / "jinja"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
-        return  # (read-only checkout: compiled in memory as before)
-    exporter.environment.bytecode_cache = FileSystemBytecodeCache(str(folder))
+        return
+    exporter.environment.bytecode_cache = Cache(str(folder))
 
 
 def notebook_body(executed: Path) -> str:
