@@ -117,7 +117,7 @@ def make(root: Path, *args: str, env: dict[str, str] | None = None) -> subproces
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory) -> Path:
+def built(tmp_path_factory, pytestconfig) -> Path:
     """One full `make report` in a scratch copy, shared by the pipeline and paper tests.
     Tests that change it restore what they changed.
 
@@ -125,7 +125,9 @@ def built(tmp_path_factory) -> Path:
     and a second build in the same run fails here (xdist's grouping silently broke
     with pytest 9.2: pytest-dev/pytest-xdist#1386)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is not None:  # the workers of one run share the parent of their basetemp
+    if (
+        worker is not None and pytestconfig.getoption("dist", None) == "loadgroup"
+    ):  # the workers of one run share the parent of their basetemp
         mark = tmp_path_factory.getbasetemp().parent / "built-by"
         try:
             with mark.open("x") as f:

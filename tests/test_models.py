@@ -163,8 +163,10 @@ def test_granularity_integer_search_is_the_exact_definition():
     and even last digits, 0 and 100, more decimals than rounded to."""
     from fractions import Fraction
 
-    percents = [0.0, 0.1, 12.5, 33.3, 43.2, 43.3, 48.1, 50.0, 66.7, 99.9, 100.0, 43.25, 7.0]
-    for decimals in (0, 1, 2):
+    # (18.8 and 38 are ties at n = 16 and n = 8 with an even last digit)
+    percents = [0.0, 0.1, 12.5, 18.8, 33.3, 38.0, 43.2, 43.3, 48.1, 50.0, 66.7, 99.9, 100.0]
+    percents += [43.25, 7.0, 12.345]
+    for decimals in (0, 1, 2, 3):
         for rounding in ("half_up", "half_even"):
             for p in percents:
                 want = [

@@ -200,9 +200,9 @@ def save(
     if clipped:
         raise ValueError(f"figure {name}: text outside the canvas: {clipped}")
     engine = fig.get_layout_engine()
-    fig.set_layout_engine(None)
-    if fig.get_layout_engine() is not None:  # (an rcParams layout: keep it off instead)
-        fig.set_layout_engine("none")
+    rc = matplotlib.rcParams  # (with an automatic layout in rcParams, None would make one)
+    auto = rc["figure.autolayout"] or rc["figure.constrained_layout.use"]
+    fig.set_layout_engine("none" if auto else None)
     try:
         svg = _bytes(fig, "svg")
     finally:

@@ -186,7 +186,10 @@ def server_python() -> str:
     whichever link started it: a scratch copy that is removed later, or a sys.path
     other than a kernel of the environment's own checkout has."""
     real = os.path.join(os.path.realpath(sys.prefix), "bin", os.path.basename(sys.executable))
-    return real if os.access(real, os.X_OK) else sys.executable
+    try:  # (the same interpreter: not another Python of that name in a system prefix)
+        return real if os.path.samefile(real, sys.executable) else sys.executable
+    except OSError:
+        return sys.executable
 
 
 class Forked:

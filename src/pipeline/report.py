@@ -69,7 +69,14 @@ def _cache_templates(exporter) -> None:
             except OSError:
                 pass
 
-    folder = paths.BUILD / "jinja"
+    import jinja2
+    import nbconvert
+
+    # (an entry is checked against its template's source, not against the libraries
+    # that compiled it: one folder per version of Jinja and nbconvert)
+    folder = (
+        paths.BUILD / "jinja" / f"jinja2-{jinja2.__version__}-nbconvert-{nbconvert.__version__}"
+    )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
