@@ -93,15 +93,22 @@ def axe(files: list[Path]) -> tuple[list[str], int]:
     from playwright.sync_api import sync_playwright
 
     out, checked = [], 0
+    widths = list(WIDTHS.items())
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
-            for width_name, (w, h) in WIDTHS.items():
-                ctx = browser.new_context(offline=True, viewport={"width": w, "height": h})
-                page = ctx.new_page()
-                for f in files:
-                    page.goto(f.resolve().as_uri(), wait_until="load")
-                    page.add_script_tag(path=str(AXE_JS))
+            w, h = widths[0][1]
+            ctx = browser.new_context(offline=True, viewport={"width": w, "height": h})
+            page = ctx.new_page()
+            for f in files:
+                # each page is loaded (and axe injected) once, then checked at each
+                # width: the pages have no scripts, so a resize lays them out as a
+                # load at that width would (media queries, wrapping, overflow)
+                page.set_viewport_size({"width": w, "height": h})
+                page.goto(f.resolve().as_uri(), wait_until="load")
+                page.add_script_tag(path=str(AXE_JS))
+                for width_name, (vw, vh) in widths:
+                    page.set_viewport_size({"width": vw, "height": vh})
                     res = page.evaluate(
                         "tags => axe.run(document, {runOnly: {type: 'tag', values: tags},"
                         " resultTypes: ['violations']})",
@@ -115,7 +122,7 @@ def axe(files: list[Path]) -> tuple[list[str], int]:
                                 f"{v['help']} ({len(v['nodes'])} nodes, first: "
                                 f"{v['nodes'][0]['target']})"
                             )
-                ctx.close()
+            ctx.close()
         finally:
             browser.close()
     return out, checked
