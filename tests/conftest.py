@@ -125,9 +125,8 @@ def built(tmp_path_factory, pytestconfig) -> Path:
     and a second build in the same run fails here (xdist's grouping silently broke
     with pytest 9.2: pytest-dev/pytest-xdist#1386)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if (
-        worker is not None and pytestconfig.getoption("dist", None) == "loadgroup"
-    ):  # the workers of one run share the parent of their basetemp
+    grouped = worker is not None and pytestconfig.getoption("dist", None) == "loadgroup"
+    if grouped:  # the workers of one run share the parent of their basetemp
         mark = tmp_path_factory.getbasetemp().parent / "built-by"
         try:
             with mark.open("x") as f:

@@ -157,10 +157,23 @@ def test_granularity_tie_rule():
         survey.consistent_sample_sizes([1.0], rounding="bankers")
 
 
+def _has_k(p, n: int, decimals: int, rounding: str) -> bool:
+    """The definition the integer search computes: some k near p·n/100 has 100·k/n,
+    an exact fraction, rounding to p (survey.round_fraction)."""
+    from fractions import Fraction
+
+    centre = p * n / 100
+    k0 = centre.numerator // centre.denominator
+    return any(
+        0 <= k <= n and survey.round_fraction(Fraction(100 * k, n), decimals, rounding) == p
+        for k in (k0 - 1, k0, k0 + 1, k0 + 2)
+    )
+
+
 def test_granularity_integer_search_is_the_exact_definition():
     """The integer search gives, for every n, what rounding each candidate 100·k/n as
-    an exact fraction gives (survey._has_k): percentages with ties at both ends, odd
-    and even last digits, 0 and 100, more decimals than rounded to."""
+    an exact fraction gives (_has_k): percentages with ties at both ends, odd and
+    even last digits, 0 and 100, more decimals than rounded to."""
     from fractions import Fraction
 
     # (18.8 and 38 are ties at n = 16 and n = 8 with an even last digit)
@@ -169,11 +182,7 @@ def test_granularity_integer_search_is_the_exact_definition():
     for decimals in (0, 1, 2, 3):
         for rounding in ("half_up", "half_even"):
             for p in percents:
-                want = [
-                    n
-                    for n in range(1, 401)
-                    if survey._has_k(Fraction(str(p)), n, decimals, rounding)
-                ]
+                want = [n for n in range(1, 401) if _has_k(Fraction(str(p)), n, decimals, rounding)]
                 got = survey.consistent_sample_sizes([p], decimals, 400, rounding)
                 assert got == want, (p, decimals, rounding)
     assert survey.consistent_sample_sizes([43.25], 1, 400) == []  # two decimals, rounded to one

@@ -152,7 +152,7 @@ def consistent_sample_sizes(
 
     Exact integer arithmetic (no floating-point edge errors). `rounding` is the tie
     rule the authors may have used: half_up (43.25 -> 43.3) or half_even (43.25 -> 43.2).
-    Gives what `round_fraction` gives for every candidate k (a test compares).
+    Gives what `round_fraction` of each candidate 100·k/n gives (a test compares).
     """
     if rounding not in ("half_up", "half_even"):
         raise ValueError(f"unknown rounding {rounding!r}")
@@ -181,16 +181,6 @@ def _fits(p: int, n: int, scale: int, rounding: str) -> bool:
         if x == hi and rounding == "half_even" and p % 2 == 0:
             return True
     return False
-
-
-def _has_k(p: Fraction, n: int, decimals: int, rounding: str) -> bool:
-    """The definition `_fits` computes in integers (the tests' reference)."""
-    centre = p * n / 100
-    k0 = centre.numerator // centre.denominator
-    return any(
-        0 <= k <= n and round_fraction(Fraction(100 * k, n), decimals, rounding) == p
-        for k in (k0 - 1, k0, k0 + 1, k0 + 2)
-    )
 
 
 @dataclass(frozen=True)

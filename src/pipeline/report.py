@@ -60,17 +60,15 @@ def _cache_templates(exporter) -> None:
     templates again (~0.2 s). Jinja checks each entry against its template's source
     and the Python version, so a changed template is compiled anew; a folder this
     user cannot write only means compiling in memory, as without the cache."""
-    from jinja2 import FileSystemBytecodeCache
+    import jinja2
+    import nbconvert
 
-    class Cache(FileSystemBytecodeCache):
+    class Cache(jinja2.FileSystemBytecodeCache):
         def dump_bytecode(self, bucket) -> None:
             try:
                 super().dump_bytecode(bucket)
             except OSError:
                 pass
-
-    import jinja2
-    import nbconvert
 
     # (an entry is checked against its template's source, not against the libraries
     # that compiled it: one folder per version of Jinja and nbconvert)
