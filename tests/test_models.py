@@ -107,6 +107,16 @@ def test_wilson_textbook_value():
     assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
 
 
+@pytest.mark.parametrize(("percent", "level"), [(48.1, 0.95), (2.5, 0.9), (50, 0.99), (0, 0.95)])
+def test_wilson_widths_are_wilson_at_each_n(percent: float, level: float):
+    ns = [1, 2, 7, 81, 162, 263, 999, 1000]
+    expected = [
+        100 * (hi - lo)
+        for lo, hi in (survey.wilson(round(percent / 100 * n), n, level) for n in ns)
+    ]
+    assert survey.wilson_widths(percent, ns, level) == expected  # the same floats
+
+
 def test_wilson_intervals_only_where_a_sampling_model_holds():
     results = pd.DataFrame(
         {

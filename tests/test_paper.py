@@ -413,6 +413,17 @@ def test_figures_tables_and_provenance(built: Path):
     assert toc == [s["id"] for s in soup.select("article > section")]
     size = (built / "reports" / "paper.html").stat().st_size
     assert size < 5 * 2**20
+    # each figure on a notebook page has the figure's alt text (its sidecar's)
+    alts: dict[str, set[str]] = {}
+    for p in (built / "reports" / "figures").glob("*.json"):
+        meta = json.loads(p.read_text())
+        alts.setdefault(meta["notebook"], set()).add(meta["alt"])
+    assert alts
+    for nb, expected in alts.items():
+        page = BeautifulSoup(
+            (built / "reports/notebooks" / f"{nb}.html").read_text(), "html.parser"
+        )
+        assert {img["alt"] for img in page.select("img")} == expected, nb
 
 
 @pytest.mark.notebook
@@ -557,3 +568,37 @@ def test_notebook_pages_keep_compiled_templates(tmp_path: Path, monkeypatch: pyt
     report.export(executed, tmp_path / "page.html")
     pages.append((tmp_path / "page.html").read_bytes())
     assert pages[0] == pages[1] == pages[2] and b"A fixture" in pages[0]
+
+
+def test_notebook_pages_sanitize_all_but_highlighted_code():
+    """Pygments' markup of every code cell of the project's notebooks is kept as
+    bleach (nbconvert's sanitizer) would return it, byte for byte, without bleach;
+    anything else still goes through bleach."""
+    import nbformat
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.strings import clean_html as bleached
+
+    from pipeline import report
+
+    highlight = Highlight2HTML(pygments_lexer="ipython3")
+    cells = [
+        c.source
+        for nb in sorted((ROOT / "notebooks").glob("*.ipynb"))
+        for c in nbformat.read(nb, as_version=4).cells
+        if c.cell_type == "code"
+    ]
+    assert len(cells) > 20
+    for source in cells:
+        html = highlight(source)
+        assert report.HIGHLIGHTED.fullmatch(html), source[:60]
+        assert report.clean_html(html) == bleached(html) == html
+    for hostile in (
+        '<span class="n">x</span><script>alert(1)</script>',
+        '<span class="n" onmouseover="alert(1)">x</span>',
+        '<a href="javascript:alert(1)">x</a>',
+        "<span>&#x3c;script&#x3e;</span>",
+        "<pre>a > b</pre>",
+    ):
+        assert not report.HIGHLIGHTED.fullmatch(hostile)
+        assert report.clean_html(hostile) == bleached(hostile)
+    assert "<script>" not in report.clean_html(cells[0] + "<script>alert(1)</script>")

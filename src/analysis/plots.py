@@ -224,7 +224,7 @@ def save(
         json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
     )
     plt.close(fig)
-    return SVG(svg)
+    return SVG(svg, metadata={"alt": alt})  # (the notebook page gives the image this alt text)
 
 
 # ---------------------------------------------------------------- figures

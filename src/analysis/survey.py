@@ -30,6 +30,19 @@ def wilson(count: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def wilson_widths(percent: float, ns: list[int], confidence: float = 0.95) -> list[float]:
+    """Width, in percentage points, of the Wilson interval for `percent` at each sample
+    size in `ns` (the count `round(percent / 100 * n)` of n): `wilson` for every n,
+    computed at once."""
+    import numpy as np
+    from statsmodels.stats.proportion import proportion_confint
+
+    n = np.array(ns, dtype=int)
+    counts = np.array([round(percent / 100 * x) for x in ns], dtype=int)
+    lo, hi = proportion_confint(counts, n, alpha=1 - confidence, method="wilson")
+    return [100 * (float(h) - float(low)) for low, h in zip(lo, hi, strict=True)]
+
+
 INTERVAL_SAMPLING = "described as representative"
 
 

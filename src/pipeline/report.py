@@ -54,6 +54,39 @@ def _scroll_boxes(body: str) -> str:
     return DATAFRAME.sub(box, body)
 
 
+# nbconvert sanitizes every code cell's highlighted source with bleach (html5lib, in
+# pure Python: ~0.1 s a page). Pygments writes only these elements, with a class, and
+# escaped text, which cannot carry a script or an attribute: such HTML is kept as it
+# is (bleach returns it unchanged, byte for byte: a test compares every code cell of
+# the project's notebooks); anything else is sanitized by nbconvert's filter.
+HIGHLIGHTED = re.compile(
+    r'(?:[^<>&]|&(?:amp|lt|gt|quot|#39);|<(?:div|pre|span|code)(?: class="[\w -]*")?>'
+    r"|</(?:div|pre|span|code)>)*"
+)
+
+
+def clean_html(text) -> str:
+    """nbconvert's `clean_html` filter, without bleach for pygments' markup."""
+    from nbconvert.filters.strings import clean_html as sanitize
+
+    if isinstance(text, str) and HIGHLIGHTED.fullmatch(text):
+        return text
+    return sanitize(text)
+
+
+# a figure's output carries its alt text (`plots.save`): nbconvert's page gives an SVG
+# image none (it then says "No description has been provided for this image")
+PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{% block data_svg scoped -%}
+<div class="output_svg output_subarea {{ extra_class }}">
+<img src="data:image/svg+xml;base64,{{ output.data['image/svg+xml'] | text_base64 | escape_html }}"
+{%- set alttext = output | get_metadata('alt', 'image/svg+xml') %}
+{%- if alttext is not none %} alt="{{ alttext | escape_html }}"{% endif %}>
+</div>
+{%- endblock data_svg %}
+"""
+
+
 def _cache_templates(exporter) -> None:
     """Keep nbconvert's compiled page templates in .build/jinja (Jinja's own bytecode
     cache): a page step is a fresh process, which would otherwise compile the six
@@ -84,15 +117,19 @@ def _cache_templates(exporter) -> None:
 
 def notebook_body(executed: Path) -> str:
     """HTML body of one executed notebook (nbconvert's basic template, no scripts)."""
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
         template_name="basic",
+        template_file="kz_page.html.j2",
+        extra_loaders=[jinja2.DictLoader({"kz_page.html.j2": PAGE_TEMPLATE})],
         exclude_input=False,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
+    exporter.register_filter("clean_html", clean_html)
     _cache_templates(exporter)
     nb = nbformat.read(executed, as_version=4)
     body, _ = exporter.from_notebook_node(nb)
