@@ -156,6 +156,18 @@ def test_the_server_runs_through_its_environments_real_path(tmp_path: Path):
     assert server == str(venv.resolve() / "bin" / Path(sys.executable).name)
 
 
+def test_the_client_imports_little():
+    """Every build step starts the client: it imports neither pathlib nor (unless it
+    starts a server) subprocess, which would add ~20 ms to each step."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import client; client.address(); "
+        "print(sorted({'pathlib', 'subprocess'} & set(sys.modules)))"
+    )
+    where = str(Path(client.__file__).parent)
+    r = subprocess.run([sys.executable, "-c", code, where], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
 def test_switched_off_or_outside_a_build_starts_kernels_normally(monkeypatch):
     monkeypatch.setenv("KZ_FORK_KERNELS", "0")
     assert not kernels.start(True, paths.KERNEL_NAME)

@@ -32,9 +32,8 @@ def wilson(count: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
 
 def wilson_widths(percent: float, ns: list[int], confidence: float = 0.95) -> list[float]:
     """Width, in percentage points, of the Wilson interval for `percent` at each sample
-    size in `ns` (the count `round(percent / 100 * n)` of n): `wilson` for every n,
-    computed at once."""
-    import numpy as np
+    size in `ns` (whole numbers; the count is Python's `round(percent / 100 * n)`, ties
+    to even): `wilson` for every n, computed at once, with the same floats."""
     from statsmodels.stats.proportion import proportion_confint
 
     n = np.array(ns, dtype=int)

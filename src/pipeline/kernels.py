@@ -424,8 +424,8 @@ def _warm() -> None:
     """Fill the module-level caches a fresh process would fill identically on first
     use (they hold no state of a build): the compiled notebook schema that nbformat
     validates every read and write against, and what nbconvert's first HTML export
-    sets up (the code highlighter, the HTML sanitizer), by exporting a throwaway
-    two-cell notebook."""
+    sets up (the code highlighter; bleach, which a page still runs on a raw cell),
+    by exporting a throwaway two-cell notebook."""
     try:
         import nbformat
         from nbconvert import HTMLExporter

@@ -55,33 +55,63 @@ def _scroll_boxes(body: str) -> str:
 
 
 # nbconvert sanitizes every code cell's highlighted source with bleach (html5lib, in
-# pure Python: ~0.1 s a page). Pygments writes only these elements, with a class, and
-# escaped text, which cannot carry a script or an attribute: such HTML is kept as it
-# is (bleach returns it unchanged, byte for byte: a test compares every code cell of
-# the project's notebooks); anything else is sanitized by nbconvert's filter.
+# pure Python: ~0.15 s a page). What pygments writes for a cell is one shape: a
+# `<div class="... highlight ...">` holding `<pre><span></span>`, then spans with a class
+# around escaped text, balanced. Such markup cannot carry a script, an attribute
+# other than a class, or a URL, and bleach returns it unchanged, byte for byte (a test
+# compares every code cell of the project's notebooks): it is kept as it is. Anything
+# else nbconvert sanitizes (a raw cell, markup of another shape, unbalanced tags,
+# control characters) goes to nbconvert's own filter, as before. (Markdown cells and
+# HTML outputs are not sanitized by nbconvert's page at all: `sanitize_html` is off.)
 HIGHLIGHTED = re.compile(
-    r'(?:[^<>&]|&(?:amp|lt|gt|quot|#39);|<(?:div|pre|span|code)(?: class="[\w -]*")?>'
-    r"|</(?:div|pre|span|code)>)*"
+    r'<div class="[\w -]*"><pre><span></span>'
+    r"(?:[^<>&\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt|quot|#39);"
+    r'|<span(?: class="[\w -]*")?>|</span>)*'
+    r"</pre></div>\n?"
 )
+_SPAN = re.compile(r"<(/?)span")
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for close in _SPAN.findall(text):
+        depth += -1 if close else 1
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def clean_html(text) -> str:
-    """nbconvert's `clean_html` filter, without bleach for pygments' markup."""
+    """nbconvert's `clean_html` filter, without bleach for pygments' markup of a cell."""
     from nbconvert.filters.strings import clean_html as sanitize
 
-    if isinstance(text, str) and HIGHLIGHTED.fullmatch(text):
+    if isinstance(text, str) and HIGHLIGHTED.fullmatch(text) and _balanced(text):
         return text
     return sanitize(text)
 
 
-# a figure's output carries its alt text (`plots.save`): nbconvert's page gives an SVG
-# image none (it then says "No description has been provided for this image")
+# a figure's output carries its alt text (`plots.save`); nbconvert's block for an SVG
+# output (otherwise kept as it is) gives its image none, and nbconvert then writes
+# "No description has been provided for this image". As for a PNG, an output's own
+# alt text comes first, then the cell's.
 PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block data_svg scoped -%}
+{%- set alttext = (output | get_metadata('alt', 'image/svg+xml'))
+    or (cell | get_metadata('alt')) -%}
+{%- set alt -%}
+{%- if alttext is not none %} alt="{{ alttext | escape_html }}"{% endif -%}
+{%- endset -%}
 <div class="output_svg output_subarea {{ extra_class }}">
-<img src="data:image/svg+xml;base64,{{ output.data['image/svg+xml'] | text_base64 | escape_html }}"
-{%- set alttext = output | get_metadata('alt', 'image/svg+xml') %}
-{%- if alttext is not none %} alt="{{ alttext | escape_html }}"{% endif %}>
+{%- if output.svg_filename %}
+<img src="{{ output.svg_filename | posix_path | escape_html }}"{{ alt }}>
+{%- else %}
+    {%- if resources.should_not_encode_svg %}
+        {{ output.data['image/svg+xml'].encode("utf-8") | clean_html }}
+    {%- else %}
+        <img src="data:image/svg+xml;base64,{{ output.data['image/svg+xml']
+            | text_base64 | escape_html }}"{{ alt }}>
+    {%- endif %}
+{%- endif %}
 </div>
 {%- endblock data_svg %}
 """
@@ -89,7 +119,7 @@ PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 
 def _cache_templates(exporter) -> None:
     """Keep nbconvert's compiled page templates in .build/jinja (Jinja's own bytecode
-    cache): a page step is a fresh process, which would otherwise compile the six
+    cache): a page step is a fresh process, which would otherwise compile the page's
     templates again (~0.2 s). Jinja checks each entry against its template's source
     and the Python version, so a changed template is compiled anew; a folder this
     user cannot write only means compiling in memory, as without the cache."""
