@@ -602,9 +602,11 @@ def test_notebook_pages_sanitize_all_but_highlighted_code(
     monkeypatch.setattr(bleach, "clean", lambda text, **kw: calls.append(text) or clean(text, **kw))
     fast = report.notebook_body(tmp_path / "cells.ipynb")
     assert calls == []
-    monkeypatch.setattr(report, "HIGHLIGHTED", re.compile("(?!)"))  # bleach on every cell
-    assert report.notebook_body(tmp_path / "cells.ipynb") == fast
+    with monkeypatch.context() as m:
+        m.setattr(report, "HIGHLIGHTED", re.compile("(?!)"))  # bleach on every cell
+        assert report.notebook_body(tmp_path / "cells.ipynb") == fast
     assert len(calls) == len(cells) + 1
+    assert report.HIGHLIGHTED.pattern != "(?!)"  # (the checks below use the real one)
 
     good = (
         '<div class=" highlight hl-ipython3"><pre><span></span><span class="n">x</span>\n'
