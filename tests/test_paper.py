@@ -540,6 +540,26 @@ def test_paper_follows_the_focus_country(built: Path, tmp_path: Path):
 
 
 # ---------------------------------------------------------------- notebook pages
+def page_notebook(path: Path, cells: list) -> Path:
+    """A notebook of `cells` as the page step reads it (a fixture), written to `path`."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+    nbformat.write(nb, path)
+    return path
+
+
+def bleach_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts bleach is given from now on (it still cleans them)."""
+    import bleach
+
+    calls: list[str] = []
+    clean = bleach.clean
+    monkeypatch.setattr(bleach, "clean", lambda text, **kw: calls.append(text) or clean(text, **kw))
+    return calls
+
+
 def test_notebook_pages_keep_compiled_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A page step keeps nbconvert's compiled templates in .build/jinja; the page is
     the same with the cache filled, and made (compiled in memory) where the cache
@@ -550,13 +570,9 @@ def test_notebook_pages_keep_compiled_templates(tmp_path: Path, monkeypatch: pyt
     from pipeline import report
 
     v4 = nbformat.v4
-    nb = v4.new_notebook(
-        cells=[v4.new_markdown_cell("# A fixture"), v4.new_code_cell("1 + 1", execution_count=1)]
-    )
-    nb.cells[1].outputs = [v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
-    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
-    executed = tmp_path / "fixture.ipynb"
-    nbformat.write(nb, executed)
+    cells = [v4.new_markdown_cell("# A fixture"), v4.new_code_cell("1 + 1", execution_count=1)]
+    cells[1].outputs = [v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
+    executed = page_notebook(tmp_path / "fixture.ipynb", cells)
     monkeypatch.setattr(paths, "BUILD", tmp_path / "build")
     pages = []
     for _ in range(2):  # the first fills the cache, the second reads it
@@ -579,7 +595,6 @@ def test_notebook_pages_sanitize_all_but_highlighted_code(
     goes through bleach."""
     import re
 
-    import bleach
     import nbformat
     from nbconvert.filters.strings import clean_html as bleached
 
@@ -592,19 +607,16 @@ def test_notebook_pages_sanitize_all_but_highlighted_code(
         if c.cell_type == "code"
     ]
     assert len(cells) > 20
-    v4 = nbformat.v4
-    injected = v4.new_code_cell('# Parameters\nparams_file = ".build/params/survey.json"\n')
-    nb = v4.new_notebook(cells=[*cells, injected])
-    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
-    nbformat.write(nb, tmp_path / "cells.ipynb")
-    calls: list[str] = []
-    clean = bleach.clean
-    monkeypatch.setattr(bleach, "clean", lambda text, **kw: calls.append(text) or clean(text, **kw))
-    fast = report.notebook_body(tmp_path / "cells.ipynb")
+    injected = nbformat.v4.new_code_cell(
+        '# Parameters\nparams_file = ".build/params/survey.json"\n'
+    )
+    executed = page_notebook(tmp_path / "cells.ipynb", [*cells, injected])
+    calls = bleach_calls(monkeypatch)
+    fast = report.notebook_body(executed)
     assert calls == []
     with monkeypatch.context() as m:
         m.setattr(report, "HIGHLIGHTED", re.compile("(?!)"))  # bleach on every cell
-        assert report.notebook_body(tmp_path / "cells.ipynb") == fast
+        assert report.notebook_body(executed) == fast
     assert len(calls) == len(cells) + 1
     assert report.HIGHLIGHTED.pattern != "(?!)"  # (the checks below use the real one)
 
@@ -639,7 +651,6 @@ def test_notebook_pages_give_figures_their_alt_text(
 ):
     """A page (a fixture notebook): an SVG output's alt text, else its cell's; bleach
     runs on a raw cell and a code cell with a control character, never on the others."""
-    import bleach
     import nbformat
 
     from pipeline import report
@@ -652,21 +663,15 @@ def test_notebook_pages_give_figures_their_alt_text(
         "show()", outputs=[v4.new_output("display_data", {"image/svg+xml": svg})]
     )
     by_cell.metadata["alt"] = "Fixture figure from the cell"
-    nb = v4.new_notebook(
-        cells=[
-            v4.new_code_cell("plot()", outputs=[own]),
-            by_cell,
-            v4.new_code_cell("x = 1"),
-            v4.new_code_cell("s = '\x1b'"),
-            v4.new_raw_cell("<pre>raw</pre>"),
-        ]
-    )
-    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
-    calls: list[str] = []
-    clean = bleach.clean
-    monkeypatch.setattr(bleach, "clean", lambda text, **kw: calls.append(text) or clean(text, **kw))
-    nbformat.write(nb, tmp_path / "fixture.ipynb")
-    body = report.notebook_body(tmp_path / "fixture.ipynb")
+    cells = [
+        v4.new_code_cell("plot()", outputs=[own]),
+        by_cell,
+        v4.new_code_cell("x = 1"),
+        v4.new_code_cell("s = '\x1b'"),
+        v4.new_raw_cell("<pre>raw</pre>"),
+    ]
+    calls = bleach_calls(monkeypatch)
+    body = report.notebook_body(page_notebook(tmp_path / "fixture.ipynb", cells))
     page = BeautifulSoup(body, "html.parser")
     assert [img.get("alt") for img in page.select("img")] == [
         'Fixture figure: "a" <b> & c',

@@ -37,8 +37,8 @@ from collections.abc import Mapping
 
 PROTOCOL = 3
 WARMING = "-warming"  # the name the server holds (bound, not listening) while it imports
-HERE = os.path.dirname(os.path.realpath(__file__))  # (no pathlib, nor subprocess until it
-# starts a server: each build step starts this file, ~20 ms less)
+# (no pathlib, and subprocess only to start a server: every build step starts this file)
+HERE = os.path.dirname(os.path.realpath(__file__))
 SRC = os.path.dirname(HERE)
 LOG = "kernels.log"  # in the project's .build/: why a step or kernel was not forked
 # the server's interpreter flags: those of ipykernel's kernel spec (a kernel forked
