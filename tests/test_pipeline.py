@@ -141,6 +141,40 @@ def test_noop_and_incremental_rebuilds(built: Path):
     assert make(built, "report").returncode == 0
 
 
+def compiled(src: Path) -> bool:
+    """Whether src has a hash-checked .pyc of its current content (PEP 552)."""
+    import importlib.util
+
+    try:
+        data = Path(importlib.util.cache_from_source(str(src))).read_bytes()
+    except OSError:
+        return False
+    return (
+        data[:4] == importlib.util.MAGIC_NUMBER
+        and int.from_bytes(data[4:8], "little") == 0b11  # hash-based, checked at import
+        and data[8:16] == importlib.util.source_hash(src.read_bytes())
+    )
+
+
+def test_the_build_compiles_the_projects_code(built: Path):
+    """Every module of src/analysis and src/pipeline has a hash-checked .pyc of its
+    source (the steps and kernels import them afresh; PYTHONDONTWRITEBYTECODE would
+    have each compile them); an edited module is compiled by the next build."""
+    modules = sorted((built / "src").glob("*/*.py"))
+    assert {m.parent.name for m in modules} == {"analysis", "pipeline"}
+    assert [m.name for m in modules if not compiled(m)] == []
+    schema = built / "src/analysis/schema.py"  # read by the paper stage only
+    good = schema.read_text()
+    schema.write_text(good + "\n# an edit\n")
+    try:
+        r = make(built, "report")
+        assert r.returncode == 0 and ran(r.stdout) == [], r.stdout + r.stderr
+        assert compiled(schema)
+    finally:
+        schema.write_text(good)
+    assert make(built, "report").returncode == 0 and compiled(schema)
+
+
 @pytest.mark.notebook
 def test_bad_raw_data_keeps_the_previous_report(built: Path):
     paper = built / "reports" / "paper.html"
