@@ -312,7 +312,7 @@ record: $(ENV)
 
 ## test: unit, data-validation, notebook tests and the standard tools (pytest)
 .PHONY: test
-test: $(ENV) $(if $(NPM),$(NODE_TOOLS))
+test: $(ENV) $(BYTECODE) $(if $(NPM),$(NODE_TOOLS))
 	$(PY) -m pytest -n $(NPROC) --dist loadgroup
 
 ## bench: first run, clean, incremental, no-op builds, make test vs baselines (BENCH_ARGS=--no-test)
