@@ -175,6 +175,39 @@ def test_the_build_compiles_the_projects_code(built: Path):
     assert make(built, "report").returncode == 0 and compiled(schema)
 
 
+def test_a_noop_starts_no_python_until_an_input_of_the_snapshot_changes(built: Path, tmp_path: Path):
+    """After a complete build, `make report` skips the snapshot (a python start) while
+    none of its inputs is newer than it: sources count, their bytecode does not;
+    site-packages counts by its own entries (the dist-info folders the environment
+    snapshot reads), not by the files inside them. (SITE= stands in for the shared
+    environment's site-packages, which other tests' builds use meanwhile.)"""
+    import os
+
+    started = built / ".build/snapshot.started"  # rewritten by every snapshot
+
+    def snapshot_ran(*touched: Path, site: Path | None = None) -> bool:
+        before = started.read_text()
+        for p in touched:
+            os.utime(p)
+        r = make(built, "report", *([f"SITE={site}"] if site else []))
+        assert r.returncode == 0, r.stdout + r.stderr
+        return started.read_text() != before
+
+    assert make(built, "report").returncode == 0  # settle what earlier tests touched
+    assert not snapshot_ran()
+    assert snapshot_ran(built / "src/analysis/schema.py")  # the paper is made again
+    assert not snapshot_ran()  # although the build recompiled schema.py after the snapshot
+    assert not snapshot_ran(*(built / "src/analysis/__pycache__").glob("*.pyc"))
+    site = tmp_path / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    os.utime(site / "pkg", (1, 1))
+    os.utime(site, (1, 1))
+    assert not snapshot_ran(site=site)
+    assert not snapshot_ran(site / "pkg", site=site)  # a file inside a package
+    (site / "new-1.0.dist-info").mkdir()  # a package installed
+    assert snapshot_ran(site=site)
+
+
 @pytest.mark.notebook
 def test_bad_raw_data_keeps_the_previous_report(built: Path):
     paper = built / "reports" / "paper.html"
