@@ -175,7 +175,7 @@ def test_the_build_compiles_the_projects_code(built: Path):
     assert make(built, "report").returncode == 0 and compiled(schema)
 
 
-def test_a_noop_starts_no_python_until_an_input_of_the_snapshot_changes(built: Path, tmp_path: Path):
+def test_a_noop_starts_no_python_until_a_snapshot_input_changes(built: Path, tmp_path: Path):
     """After a complete build, `make report` skips the snapshot (a python start) while
     none of its inputs is newer than it: sources count, their bytecode does not;
     site-packages counts by its own entries (the dist-info folders the environment
