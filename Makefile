@@ -238,14 +238,19 @@ export KZ_PLAN_ARGS := reports/paper.html PARAMS=$(PARAMS)
 # ---- the project's own code, compiled: every step and kernel imports `analysis` and
 # `pipeline` afresh, and with PYTHONDONTWRITEBYTECODE it would compile them each time
 # (~0.05 s a process). Hash-checked .pyc files (src/*/__pycache__/) are used only while
-# their source has the hash they record; an edited module compiles in memory until the
-# next build. A source that does not compile, or a src/ that cannot be written, is left
-# to the step that imports it (which names the error).
+# their source has the hash they record; an edited module compiles in memory (or,
+# without PYTHONDONTWRITEBYTECODE, Python rewrites its .pyc) until the next build. A
+# source that does not compile, or a src/ that cannot be written, is left to the step
+# that imports it (which names the error). -f: a date-based .pyc that an import wrote
+# first (without PYTHONDONTWRITEBYTECODE) is replaced too. The stamp has the time the
+# compilation started: a source saved meanwhile is compiled again. (pipeline.snapshot
+# makes the __pycache__ folders before it starts, so that the no-op check below never
+# sees src/analysis or src/pipeline dated after it.)
 BYTECODE := $(BUILD)/bytecode.ok
 $(BYTECODE): $(PKG_SRC) | $(ENV)
-	@mkdir -p $(@D)
-	@$(PY) -m compileall -qq --invalidation-mode checked-hash src/analysis src/pipeline >/dev/null 2>&1 || true
-	@touch $@
+	@mkdir -p $(@D); t=$$(date +%s.%N); \
+	$(PY) -m compileall -f -qq --invalidation-mode checked-hash src/analysis src/pipeline >/dev/null 2>&1 || true; \
+	touch -d "@$$t" $@
 
 # ---- stages
 # papermill through the runner, on the notebook's snapshot and its section's params

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -173,6 +175,15 @@ def test_the_build_compiles_the_projects_code(built: Path):
     finally:
         schema.write_text(good)
     assert make(built, "report").returncode == 0 and compiled(schema)
+    # without PYTHONDONTWRITEBYTECODE the snapshot's imports write date-based .pyc
+    # files before the build compiles: those are replaced too (steps run the normal way)
+    for cache in (built / "src").glob("*/__pycache__"):
+        shutil.rmtree(cache)
+    (built / ".build/bytecode.ok").unlink()
+    env = {"PYTHONDONTWRITEBYTECODE": "", "KZ_FORK_KERNELS": "0"}
+    r = make(built, "report", env=env)
+    assert r.returncode == 0 and ran(r.stdout) == [], r.stdout + r.stderr
+    assert [m.name for m in modules if not compiled(m)] == []
 
 
 def test_a_noop_starts_no_python_until_a_snapshot_input_changes(built: Path, tmp_path: Path):
@@ -195,9 +206,23 @@ def test_a_noop_starts_no_python_until_a_snapshot_input_changes(built: Path, tmp
 
     assert make(built, "report").returncode == 0  # settle what earlier tests touched
     assert not snapshot_ran()
+    # as after `make clean` or a fresh clone: the build compiles the modules after the
+    # snapshot started, without dating src/analysis or src/pipeline after it
+    for cache in (built / "src").glob("*/__pycache__"):
+        shutil.rmtree(cache)
+    (built / ".build/bytecode.ok").unlink()
+    assert snapshot_ran() and compiled(built / "src/analysis/schema.py")
+    assert not snapshot_ran()
     assert snapshot_ran(built / "src/analysis/schema.py")  # the paper is made again
     assert not snapshot_ran()  # although the build recompiled schema.py after the snapshot
     assert not snapshot_ran(*(built / "src/analysis/__pycache__").glob("*.pyc"))
+    # SITE is this environment's site-packages (where its dist-info folders are)
+    (tmp_path / "site.mk").write_text("$(info SITE=$(SITE))\n")  # read after the Makefile
+    r = make(built, "-f", "Makefile", "-f", str(tmp_path / "site.mk"), "help")
+    site_line = next(x for x in r.stdout.splitlines() if x.startswith("SITE="))
+    assert (built / site_line.removeprefix("SITE=")).resolve() == Path(
+        sysconfig.get_paths()["purelib"]
+    ).resolve()
     site = tmp_path / "site-packages"
     (site / "pkg").mkdir(parents=True)
     os.utime(site / "pkg", (1, 1))
