@@ -158,6 +158,13 @@ def compiled(src: Path) -> bool:
     )
 
 
+def uncompile(root: Path) -> None:
+    """Remove the build's compiled modules and their stamp (as `make clean` would)."""
+    for cache in (root / "src").glob("*/__pycache__"):
+        shutil.rmtree(cache)
+    (root / ".build/bytecode.ok").unlink()
+
+
 def test_the_build_compiles_the_projects_code(built: Path):
     """Every module of src/analysis and src/pipeline has a hash-checked .pyc of its
     source (the steps and kernels import them afresh; PYTHONDONTWRITEBYTECODE would
@@ -177,9 +184,7 @@ def test_the_build_compiles_the_projects_code(built: Path):
     assert make(built, "report").returncode == 0 and compiled(schema)
     # without PYTHONDONTWRITEBYTECODE the snapshot's imports write date-based .pyc
     # files before the build compiles: those are replaced too (steps run the normal way)
-    for cache in (built / "src").glob("*/__pycache__"):
-        shutil.rmtree(cache)
-    (built / ".build/bytecode.ok").unlink()
+    uncompile(built)
     env = {"PYTHONDONTWRITEBYTECODE": "", "KZ_FORK_KERNELS": "0"}
     r = make(built, "report", env=env)
     assert r.returncode == 0 and ran(r.stdout) == [], r.stdout + r.stderr
@@ -208,9 +213,7 @@ def test_a_noop_starts_no_python_until_a_snapshot_input_changes(built: Path, tmp
     assert not snapshot_ran()
     # as after `make clean` or a fresh clone: the build compiles the modules after the
     # snapshot started, without dating src/analysis or src/pipeline after it
-    for cache in (built / "src").glob("*/__pycache__"):
-        shutil.rmtree(cache)
-    (built / ".build/bytecode.ok").unlink()
+    uncompile(built)
     assert snapshot_ran() and compiled(built / "src/analysis/schema.py")
     assert not snapshot_ran()
     assert snapshot_ran(built / "src/analysis/schema.py")  # the paper is made again
