@@ -97,8 +97,8 @@ def axe(files: list[Path]) -> tuple[list[str], int]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
-            w, h = widths[0][1]
-            ctx = browser.new_context(offline=True, viewport={"width": w, "height": h})
+            w, h = widths[0][1]  # each page loads at the first width (set before its load)
+            ctx = browser.new_context(offline=True)
             page = ctx.new_page()
             for f in files:
                 # each page is loaded (and axe injected) once, then checked at each
