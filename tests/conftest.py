@@ -93,8 +93,10 @@ def project_copy(tmp_path: Path) -> Path:
     return root
 
 
-def run_module(*args: str, root: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def run_module(
+    *args: str, root: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {})}
     if root is not None:
         env["KZ_COMPENDIUM_ROOT"] = str(root)
     return subprocess.run(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -125,10 +126,20 @@ def test_forked_kernels_are_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert state["cwd"] == str(work)
         assert state["main"]  # the notebook's namespace is a fresh __main__
     # the second notebook's checks hold on a kernel started the normal way, which
-    # sees the same sys.path and environment variables
-    normal, p3 = run(work / "b.ipynb", tmp_path / "c.out.ipynb", False, "2")
+    # sees the same sys.path and environment variables: here the fallback of a forked
+    # run while its server is still importing (a server of another name, held as
+    # importing), which says so in the log
+    monkeypatch.setenv("KZ_WARM_SERVER", f"test-importing-{os.getpid()}")
+    monkeypatch.setenv("KZ_COMPENDIUM_ROOT", str(tmp_path))
+    (tmp_path / ".build").mkdir()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as held:
+        held.bind(client.address() + client.WARMING)
+        normal, p3 = run(work / "b.ipynb", tmp_path / "c.out.ipynb", True, "2")
     assert not isinstance(p3, kernels.ForkedKernel)
-    assert (normal["path"], normal["env"]) == (second["path"], second["env"])
+    log = (tmp_path / ".build" / client.LOG).read_text()
+    assert "kernel started the normal way: the warm server is still importing" in log
+    assert normal["path"] == second["path"]
+    assert [name for name in normal["env"] if name != "KZ_WARM_SERVER"] == second["env"]
     # the warnings filters the libraries install at import, and debugpy's breakpoint hook
     assert (normal["filters"], normal["hook"]) == (second["filters"], second["hook"])
     assert len(second["filters"]) > 10

@@ -18,8 +18,11 @@ from pipeline import verify
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_verify(root: Path) -> subprocess.CompletedProcess:
-    return run_module("pipeline.verify", root=root)
+def run_verify(root: Path, path: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m pipeline.verify` in `root`; `path`: a reviewer's own PYTHONPATH entry
+    before the project's."""
+    env = {"PYTHONPATH": f"{path}{os.pathsep}{os.environ['PYTHONPATH']}"} if path else None
+    return run_module("pipeline.verify", root=root, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +67,10 @@ def test_verify_passes_then_names_every_difference(scratch: Path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
     (scratch / "reports/verification.html").unlink(missing_ok=True)
     before = {p: p.read_bytes() for p in (scratch / "reports").rglob("*") if p.is_file()}
-    r = run_verify(scratch)
+    # with a PYTHONPATH entry of the reviewer's own (an empty folder), which the
+    # re-execution's steps do not get (the Makefile sets theirs)
+    (own := scratch.parent / "reviewers-path").mkdir(exist_ok=True)
+    r = run_verify(scratch, path=own)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "[verify] PASS" in r.stdout
     # the re-execution waited for its own warm server (never the build's): every

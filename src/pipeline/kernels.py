@@ -261,7 +261,7 @@ class ForkKernelManager(KernelManager):
     """A KernelManager whose kernel process is forked by the warm server;
     everything else (connection file, ports, env, shutdown) is jupyter_client's, and
     its client waits less for a quiet IOPub (QuickReadyClient). Falls back to the
-    normal launch, logged, when the server cannot fork it."""
+    normal launch, logged, when the server cannot fork it or is still importing."""
 
     client_class = DottedObjectName("pipeline.kernels.QuickReadyClient")
 
@@ -279,6 +279,8 @@ class ForkKernelManager(KernelManager):
                 if client.ensure_server(addr):
                     proc = fork_kernel(addr, kernel_cmd, env, str(kw.get("cwd") or os.getcwd()))
                     log(f"kernel forked (pid {proc.pid})")
+                else:  # (not a failure: the next notebook's kernel is forked)
+                    log("kernel started the normal way: the warm server is still importing")
             except OSError as e:
                 log(f"kernel not forked, started normally: {e}")
         if proc is None:

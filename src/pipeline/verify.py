@@ -158,6 +158,11 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     # the paper shows the commit of this checkout, not the scratch copy's (none)
     env |= {"KZ_COMPENDIUM_ROOT": str(scratch), "KZ_GIT_INFO": json.dumps(git_info())}
+    # the PYTHONPATH the Makefile exports to its steps (the copy's src/ alone): the
+    # server is started, and its address computed, as its steps will ask for it (a
+    # reviewer's own PYTHONPATH entries would name another server, which the steps
+    # would start unwaited for and which would outlive the verify)
+    env["PYTHONPATH"] = str(scratch / "src")
     env["KZ_WARM_SERVER"] = f"verify-{os.getpid()}-{secrets.token_hex(4)}"
     env["KZ_FORK_IDLE"] = "60"  # (a verify killed before it stops its server)
     addr = client.address(env)
