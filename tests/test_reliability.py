@@ -322,6 +322,13 @@ def test_a_second_build_is_refused_while_one_runs(built: Path):
 
 @pytest.mark.notebook
 def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
+    import tempfile
+
+    from pipeline import lock
+
+    def sockets() -> list[Path]:  # the runners' kernel folders
+        return list(Path(tempfile.gettempdir()).glob(f"{lock.KERNEL_SOCKETS_PREFIX}*"))
+
     os.utime(built / ".build/out/notebooks/04_survey.ipynb", ns=(0, 0))  # force a rerun
     env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(built)}
     env.pop("MAKEFLAGS", None)
@@ -333,27 +340,28 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as make started from a terminal gets it: a test run started in the background
+        # (`make test &`, nohup) ignores SIGINT, and so would make and its steps
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    # while it runs: its runner has made its work folder (its start line may come
+    # later, after the build's plan, and the run takes ~1.5 s)
     deadline = time.time() + 120
-    line = ""
-    while "04_survey started" not in line and time.time() < deadline:
-        line = p.stdout.readline()
-    time.sleep(0.5)  # while it runs (~1.5 s)
+    while not list((built / ".build/tmp").glob("04_survey-*")) and time.time() < deadline:
+        assert p.poll() is None, "make ended before 04_survey ran: " + "".join(p.communicate())
+        time.sleep(0.01)
+    time.sleep(0.3)
     os.killpg(p.pid, signal.SIGINT)
     out, err = p.communicate(timeout=120)
     assert "Traceback" not in out + err, err
-    assert "interrupted" in err
+    assert "interrupted" in err, out + err
     r = make(built, "report")
     assert r.returncode == 0, r.stderr
     assert ran(r.stdout) == ["04_survey"]
     assert list((built / ".build/tmp").glob("*")) == []
-    import tempfile
-
-    from pipeline import lock
-
     left = [
         d
-        for d in Path(tempfile.gettempdir()).glob(f"{lock.KERNEL_SOCKETS_PREFIX}*")
+        for d in sockets()
         if d.name[len(lock.KERNEL_SOCKETS_PREFIX) :].split("-")[0].isdigit()
         and not lock.alive(int(d.name[len(lock.KERNEL_SOCKETS_PREFIX) :].split("-")[0]))
     ]
