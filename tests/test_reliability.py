@@ -347,14 +347,16 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
     # while it runs: its runner has made its work folder (its start line may come
     # later, after the build's plan, and the run takes ~1.5 s)
     deadline = time.time() + 120
-    while not list((built / ".build/tmp").glob("04_survey-*")) and time.time() < deadline:
+    while not list((built / ".build/tmp").glob("04_survey-*")):
         assert p.poll() is None, "make ended before 04_survey ran: " + "".join(p.communicate())
+        assert time.time() < deadline, "04_survey did not start within 120 s"
         time.sleep(0.01)
     time.sleep(0.3)
     os.killpg(p.pid, signal.SIGINT)
     out, err = p.communicate(timeout=120)
     assert "Traceback" not in out + err, err
     assert "interrupted" in err, out + err
+    assert list((built / ".build/tmp").glob("*")) == [], err  # its work folder removed
     r = make(built, "report")
     assert r.returncode == 0, r.stderr
     assert ran(r.stdout) == ["04_survey"]

@@ -17,8 +17,9 @@
   volatile metadata (timings, papermill timestamps) is stripped, so the same
   inputs give the same bytes.
 - Writes atomically: on failure it prints the failing cell and the error, leaves
-  no partial output and keeps the previous copy. Ctrl-C or SIGTERM: one line,
-  and the temporary notebook, staging folder and kernel files are removed.
+  no partial output and keeps the previous copy. Ctrl-C or SIGTERM: one line; the
+  kernel is killed, then the temporary notebook, staging folder and kernel files
+  are removed.
 """
 
 from __future__ import annotations
@@ -137,6 +138,14 @@ def _failure_message(notebook: Path, nb: dict | None, err: Exception) -> str:
     return "\n".join(lines)
 
 
+def _kill(km) -> None:
+    """End the kernel process at once (SIGKILL), without jupyter_client's event loop."""
+    proc = km.provisioner.process if km.provisioner else None
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def _terminate(signum, frame):  # SIGTERM (a killed make): clean up like Ctrl-C
     raise KeyboardInterrupt
 
@@ -200,6 +209,7 @@ def execute(
     )
     previous = signal.signal(signal.SIGTERM, _terminate)
     t0 = time.perf_counter()
+    interrupted = False
     try:
         try:
             pm.execute_notebook(
@@ -238,6 +248,9 @@ def execute(
                 json.dumps(prov, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
             )
         write_atomic(out, blob)  # last: the make target exists only with its fingerprint
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
         os.environ.pop("KZ_READS_LOG", None)
@@ -245,13 +258,25 @@ def execute(
             os.environ.pop("KZ_OUTPUT_DIR", None)
         else:
             os.environ["KZ_OUTPUT_DIR"] = env_before
+        # Interrupted (Ctrl-C, SIGTERM): papermill's tasks are still in the event loop
+        # that jupyter_client's calls run, and would raise the KeyboardInterrupt again
+        # in the kernel's shutdown, leaving the kernel running and writing into the work
+        # folder: the kernel process is killed directly, then its files are removed.
         try:
-            if km.has_kernel:
+            if interrupted:
+                _kill(km)
+            elif km.has_kernel:
                 km.shutdown_kernel(now=True)
+        except KeyboardInterrupt:  # (a Ctrl-C during the shutdown)
+            _kill(km)
+            raise
         finally:
-            km.cleanup_resources()
-            shutil.rmtree(sockets, ignore_errors=True)
-            shutil.rmtree(work, ignore_errors=True)
+            try:
+                if not interrupted:
+                    km.cleanup_resources()  # (its files are in `sockets`, removed below)
+            finally:  # the kernel has ended: nothing writes there any more
+                shutil.rmtree(sockets, ignore_errors=True)
+                shutil.rmtree(work, ignore_errors=True)
     return time.perf_counter() - t0
 
 
