@@ -144,19 +144,6 @@ def built(tmp_path_factory, pytestconfig) -> Path:
     return root
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """At the start of the run (in the main process), start the warm server that the
-    tests' builds share, so that it imports while the workers collect the tests: a
-    build step or kernel asked for while it imports starts the normal way, paying
-    the imports again (its log goes nowhere: not into this checkout's .build/)."""
-    if not hasattr(session.config, "workerinput"):
-        from pipeline import client
-
-        if client.enabled():
-            env = {k: v for k, v in os.environ.items() if k != "KZ_COMPENDIUM_ROOT"}
-            client.ensure_server(client.address(env), caller=env)
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """At the end of the run (in the main process, not a worker), ask the warm
     server that the tests' builds used to exit: nothing outlives the test run."""

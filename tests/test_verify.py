@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_verify(root: Path, path: Path | None = None) -> subprocess.CompletedProcess:
     """`python -m pipeline.verify` in `root`; `path`: a reviewer's own PYTHONPATH entry
     before the project's."""
-    env = {"PYTHONPATH": f"{path}{os.pathsep}{os.environ['PYTHONPATH']}"} if path else None
+    given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {"PYTHONPATH": os.pathsep.join([str(path), *given])} if path else None
     return run_module("pipeline.verify", root=root, env=env)
 
 

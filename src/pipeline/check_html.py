@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 VNU_JAR = ROOT / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
 AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 # The checker runs a few seconds: Java's quick compiler only (the optimising one
-# spends more CPU than it saves in so short a run: ~3 CPU seconds instead of ~7),
-# whose larger frames need a bigger thread stack than the 512k the checker asks for
+# spends more CPU than it saves in so short a run: ~3 CPU seconds instead of ~7).
+# Its larger frames overflow Java's default 1 MiB thread stack while the checker
+# loads its schema (JDK 17: it needs ~1.25 MiB), hence 4 MiB.
 JAVA_FLAGS = ["-XX:TieredStopAtLevel=1", "-Xss4m"]
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
@@ -75,13 +76,17 @@ def vnu_errors(proc: subprocess.Popen) -> list[str]:
     """Errors of the Nu HTML checker started by `vnu_start`, one line each (warnings
     are not errors)."""
     stdout, stderr = proc.communicate()
-    messages = json.loads(stderr or stdout or '{"messages": []}')["messages"]
+    try:
+        messages = json.loads(stderr or stdout or '{"messages": []}')["messages"]
+    except (json.JSONDecodeError, KeyError, TypeError):  # not its report: a Java error
+        messages = []
     out = []
     for m in messages:
         where = Path(m.get("url", "").removeprefix("file:")).name
         out.append(f"vnu: {where}:{m.get('lastLine', '?')}: {m['type']}: {m['message']}")
     if proc.returncode != 0 and not out:
-        out.append(f"vnu: exited {proc.returncode}: {stderr.strip()[:300]}")
+        said = " ".join((stderr.strip() or stdout.strip()).split())
+        out.append(f"vnu: exited {proc.returncode}: {said[:300]}")
     return out
 
 

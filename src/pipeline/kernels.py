@@ -279,8 +279,8 @@ class ForkKernelManager(KernelManager):
                 if client.ensure_server(addr):
                     proc = fork_kernel(addr, kernel_cmd, env, str(kw.get("cwd") or os.getcwd()))
                     log(f"kernel forked (pid {proc.pid})")
-                else:  # (not a failure: the next notebook's kernel is forked)
-                    log("kernel started the normal way: the warm server is still importing")
+                else:  # (it is importing: a later kernel is forked; or it could not start)
+                    log("kernel started the normal way: the warm server is not ready (importing)")
             except OSError as e:
                 log(f"kernel not forked, started normally: {e}")
         if proc is None:
