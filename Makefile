@@ -166,14 +166,17 @@ endef
 git-filter:
 	@$(GIT_FILTER)
 
-# ---- a .venv built for another path (a moved or copied checkout) is rebuilt here
+# ---- a .venv built for another path (a moved or copied checkout) is rebuilt here.
+# Its activate script names the path it was built for (VIRTUAL_ENV='...', uv, or
+# "...", venv); that line is looked for as a whole, never split into words: a path
+# with spaces is the same path.
 ifneq ($(wildcard $(ENV)),)
-VENV_OWNER := $(firstword $(patsubst VIRTUAL_ENV=%,%,$(subst ',,$(subst ",,$(filter VIRTUAL_ENV=%,\
-  $(if $(wildcard $(VENV)/bin/activate),$(file <$(VENV)/bin/activate)))))))
-ifneq ($(VENV_OWNER),)
-ifneq ($(realpath $(VENV_OWNER)),$(realpath $(VENV)))
+ACTIVATE := $(if $(wildcard $(VENV)/bin/activate),$(file <$(VENV)/bin/activate))
+VENV_REAL := $(realpath $(VENV))
+ifneq ($(findstring VIRTUAL_ENV=,$(ACTIVATE)),)
+ifeq ($(findstring VIRTUAL_ENV='$(VENV_REAL)',$(ACTIVATE))$(findstring VIRTUAL_ENV="$(VENV_REAL)",$(ACTIVATE)),)
 ifeq ($(filter help clean distclean,$(or $(MAKECMDGOALS),report)),)
-$(info [env] $(VENV) was built for $(or $(VENV_OWNER),an unknown path), not $(realpath $(VENV)) (moved or copied checkout): rebuilding it)
+$(info [env] $(VENV) was built for $(shell sed -n 's/^VIRTUAL_ENV=["'\'']\(.*\)["'\'']$$/\1/p' $(VENV)/bin/activate | head -n 1), not $(VENV_REAL) (moved or copied checkout): rebuilding it)
 $(shell rm -rf $(VENV))
 endif
 endif

@@ -79,16 +79,45 @@ def test_a_copied_checkout_is_its_own_root(tmp_path: Path):
     assert r.returncode != 0 and "not inside a checkout of the compendium" in r.stderr
 
 
+def fake_venv(checkout: Path, activate: str) -> Path:
+    """A fixture .venv in `checkout` (instead of its link): an activate script and
+    the installed mark; returns the script."""
+    (checkout / ".venv").unlink()
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    (checkout / ".venv" / ".installed").touch()
+    script = checkout / ".venv" / "bin" / "activate"
+    script.write_text(activate)
+    return script
+
+
+# the two lines of uv's activate script that set VIRTUAL_ENV (venv's: one, with ")
+UV_ACTIVATE = """VIRTUAL_ENV='{}'
+if ([ "$OSTYPE" = "cygwin" ] || [ "$OSTYPE" = "msys" ]) && $(command -v cygpath &> /dev/null) ; then
+    VIRTUAL_ENV=$(cygpath -u "$VIRTUAL_ENV")
+fi
+"""
+
+
 def test_a_venv_from_another_path_is_rebuilt(tmp_path: Path):
-    copy = copy_project(tmp_path / "copy")
-    (copy / ".venv").unlink()
-    (copy / ".venv" / "bin").mkdir(parents=True)
-    (copy / ".venv" / "bin" / "activate").write_text('VIRTUAL_ENV="/elsewhere/.venv"\n')
-    (copy / ".venv" / ".installed").touch()
+    for n, (activate, owner) in enumerate(
+        [
+            ('VIRTUAL_ENV="/elsewhere/.venv"\n', "/elsewhere/.venv"),
+            (UV_ACTIVATE.format("/else where/.venv"), "/else where/.venv"),
+        ]
+    ):
+        copy = copy_project(tmp_path / f"copy{n}")
+        script = fake_venv(copy, activate)
+        r = make(copy, "-n", "report")
+        assert f"[env] .venv was built for {owner}, not" in r.stdout and "rebuilding" in r.stdout
+        assert not script.exists()
+        assert "building .venv from requirements.lock" in r.stdout  # the dry run's next step
+
+
+def test_a_venv_of_its_own_in_a_path_with_spaces_is_kept(tmp_path: Path):
+    copy = copy_project(tmp_path / "a folder with spaces" / "copy")
+    script = fake_venv(copy, UV_ACTIVATE.format(copy / ".venv"))
     r = make(copy, "-n", "report")
-    assert "[env] .venv was built for /elsewhere/.venv" in r.stdout and "rebuilding" in r.stdout
-    assert not (copy / ".venv" / "bin" / "activate").exists()
-    assert "building .venv from requirements.lock" in r.stdout  # the dry run's next step
+    assert "rebuilding" not in r.stdout and script.exists(), r.stdout + r.stderr
 
 
 # ------------------------------------------------------------------ one writer
