@@ -31,6 +31,9 @@ VENV := .venv
 # `make data PY=python` (Binder, conda): use an interpreter that already has the
 # pins of environment.yml and the `analysis` package; no .venv is built
 ifeq ($(origin PY),command line)
+ifneq ($(words $(PY)),1)
+$(error PY='$(PY)': make cannot run a path with spaces; put its folder first on PATH and give PY=python)
+endif
 ENV := .build/env-$(subst /,_,$(PY))
 else
 PY := $(VENV)/bin/python

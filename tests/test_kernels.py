@@ -165,7 +165,7 @@ def test_the_server_runs_through_its_environments_real_path(tmp_path: Path):
         env={**os.environ, "PYTHONPATH": str(paths.ROOT / "src")},
     )
     assert r.returncode == 0, r.stderr
-    prefix, server = r.stdout.split()
+    prefix, server = r.stdout.splitlines()  # (a path may have spaces)
     assert prefix == str(tmp_path / ".venv")  # (the link, as the copy's own python sees it)
     assert server == str(venv.resolve() / "bin" / Path(sys.executable).name)
 

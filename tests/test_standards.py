@@ -199,10 +199,12 @@ def test_binder_pins_do_not_conflict():
 
 @pytest.mark.notebook
 def test_make_runs_with_an_existing_interpreter(tmp_path: Path):
-    """`make data PY=...`, as postBuild runs it on Binder: that interpreter, no .venv."""
+    """`make data PY=python`, as postBuild runs it on Binder: the interpreter found on
+    PATH (here this environment's), no .venv."""
     root = copy_project(tmp_path / "project")
     (root / ".venv").unlink()
-    r = make(root, "data", f"PY={PY}")
+    path = f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}"
+    r = make(root, "data", "PY=python", env={"PATH": path})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert not (root / ".venv").exists()
     assert (root / "data/processed/population.csv").exists()
