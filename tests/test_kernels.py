@@ -309,8 +309,6 @@ def test_a_step_ends_as_a_process_would_signals_ignored_and_fatal(tmp_path: Path
 def the_name_held_by_another_user_is_refused(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without root: the name held by a process of this user, which the client sees
     as another uid's; it connects, sees the other uid, sends nothing."""
-    import socket
-
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as fake:
         fake.bind(name)
         fake.listen(8)

@@ -351,13 +351,6 @@ def test_a_second_build_is_refused_while_one_runs(built: Path):
 
 @pytest.mark.notebook
 def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
-    import tempfile
-
-    from pipeline import lock
-
-    def sockets() -> list[Path]:  # the runners' kernel folders
-        return list(Path(tempfile.gettempdir()).glob(f"{lock.KERNEL_SOCKETS_PREFIX}*"))
-
     os.utime(built / ".build/out/notebooks/04_survey.ipynb", ns=(0, 0))  # force a rerun
     env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(built)}
     env.pop("MAKEFLAGS", None)
@@ -390,9 +383,13 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
     assert r.returncode == 0, r.stderr
     assert ran(r.stdout) == ["04_survey"]
     assert list((built / ".build/tmp").glob("*")) == []
+    import tempfile
+
+    from pipeline import lock
+
     left = [
         d
-        for d in sockets()
+        for d in Path(tempfile.gettempdir()).glob(f"{lock.KERNEL_SOCKETS_PREFIX}*")
         if d.name[len(lock.KERNEL_SOCKETS_PREFIX) :].split("-")[0].isdigit()
         and not lock.alive(int(d.name[len(lock.KERNEL_SOCKETS_PREFIX) :].split("-")[0]))
     ]
