@@ -646,6 +646,63 @@ def test_notebook_pages_sanitize_all_but_highlighted_code(
         assert report.clean_html(changed) == bleached(changed)
 
 
+def test_notebook_pages_skip_nbconvert_s_last_pass_only_where_it_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """nbconvert's last pass (BeautifulSoup: alt placeholders, JupyterLab wrappers'
+    tabindex, the page written out again) is skipped on a page where it would only
+    respell the HTML: the page parses to the same document as with the pass. A page
+    with an image the template gave no alt text gets the pass, as before. The
+    notebooks are fixtures: the project's code cells, and made-up outputs."""
+    import nbconvert.exporters.html as exporter_module
+    import nbformat
+
+    from pipeline import report
+
+    v4 = nbformat.v4
+    parsed: list[int] = []
+    parse = exporter_module.BeautifulSoup
+    monkeypatch.setattr(
+        exporter_module, "BeautifulSoup", lambda *a, **kw: parsed.append(1) or parse(*a, **kw)
+    )
+    cells = [
+        c
+        for nb in sorted((ROOT / "notebooks").glob("*.ipynb"))
+        for c in nbformat.read(nb, as_version=4).cells
+    ]
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>'
+    figure = v4.new_output("display_data", {"image/svg+xml": svg})
+    figure.metadata = {"image/svg+xml": {"alt": 'Fixture figure: "a" & b'}}
+    table = '<table border="1" class="dataframe"><tr><th>a</th><td>1 &amp; 2</td></tr></table>'
+    outputs = v4.new_code_cell(
+        "show()",
+        outputs=[
+            figure,
+            v4.new_output("display_data", {"text/html": table, "text/plain": "a"}),
+            v4.new_output("stream", name="stdout", text="it's <fine> & \"quoted\"\n"),
+        ],
+    )
+    cells += [v4.new_markdown_cell("A · \"quoted\" & <b>marked</b> text"), outputs]
+    executed = page_notebook(tmp_path / "fixture.ipynb", cells)
+    fast = report.notebook_body(executed)
+    assert parsed == []  # skipped
+    with monkeypatch.context() as m:
+        m.setattr(report, "soup_pass_changes", lambda page: True)
+        slow = report.notebook_body(executed)
+    assert parsed == [1] and slow != fast  # (nbconvert's pass respells the page)
+    assert str(BeautifulSoup(fast, "html.parser")) == str(BeautifulSoup(slow, "html.parser"))
+
+    # an image without alt text (a PNG output, a markdown cell's own tag): nbconvert's pass
+    png = v4.new_output("display_data", {"image/png": "iVBORw0KGgo="})
+    for cell in (
+        v4.new_code_cell("plt.show()", outputs=[png]),
+        v4.new_markdown_cell('<img src="fixture.png">'),
+    ):
+        parsed.clear()
+        body = report.notebook_body(page_notebook(tmp_path / "alt.ipynb", [cell]))
+        assert parsed == [1] and 'alt="No description has been provided' in body, cell
+
+
 def test_notebook_pages_give_figures_their_alt_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -10,6 +10,7 @@ nothing loaded from elsewhere, written atomically.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import re
 from pathlib import Path
@@ -145,6 +146,50 @@ def _cache_templates(exporter) -> None:
     exporter.environment.bytecode_cache = Cache(str(folder))
 
 
+# nbconvert's HTMLExporter ends with a pass in BeautifulSoup (html.parser, pure Python:
+# ~0.2 s a page, most of a page step): it gives an <img> without alt text a placeholder
+# and JupyterLab's cell wrappers a tabindex, then writes the parsed page out again. On
+# a page whose every <img> is one the template wrote with its alt text, and which has
+# no JupyterLab wrapper (the basic template writes none), the pass only respells the
+# same HTML (entities, whitespace, attributes' quoting): it is skipped, and the page is
+# nbconvert's page before the pass. Any other page gets nbconvert's pass, as before. (A
+# test checks that nbconvert's pass on the skipped page gives nbconvert's own page.)
+IMG = re.compile(r"<img\b", re.I)
+IMG_WITH_ALT = re.compile(r'<img src="[^"<>]*" alt="[^"<>]*">')
+LAB_WRAPPERS = ("jp-Notebook", "jp-Cell-inputWrapper", "jp-OutputArea-output")
+
+
+def soup_pass_changes(page: str) -> bool:
+    """Whether nbconvert's last pass would change more than the spelling of `page`."""
+    return len(IMG.findall(page)) != len(IMG_WITH_ALT.findall(page)) or any(
+        w in page for w in LAB_WRAPPERS
+    )
+
+
+class _Unparsed(str):
+    """What nbconvert's pass gets instead of a parsed page it would not change:
+    nothing to select, the same text out."""
+
+    def select(self, selector: str) -> list:
+        return []
+
+
+@contextlib.contextmanager
+def soup_pass_only_where_it_changes():
+    import nbconvert.exporters.html as exporter_module
+
+    parse = exporter_module.BeautifulSoup
+
+    def soup(markup, *args, **kw):
+        return parse(markup, *args, **kw) if soup_pass_changes(markup) else _Unparsed(markup)
+
+    exporter_module.BeautifulSoup = soup
+    try:
+        yield
+    finally:
+        exporter_module.BeautifulSoup = parse
+
+
 def notebook_body(executed: Path) -> str:
     """HTML body of one executed notebook (nbconvert's basic template, no scripts)."""
     import jinja2
@@ -162,7 +207,8 @@ def notebook_body(executed: Path) -> str:
     exporter.register_filter("clean_html", clean_html)
     _cache_templates(exporter)
     nb = nbformat.read(executed, as_version=4)
-    body, _ = exporter.from_notebook_node(nb)
+    with soup_pass_only_where_it_changes():
+        body, _ = exporter.from_notebook_node(nb)
     return _scroll_boxes(PANDAS_STYLE.sub("", body))
 
 
