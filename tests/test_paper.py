@@ -679,10 +679,10 @@ def test_notebook_pages_skip_nbconvert_s_last_pass_only_where_it_changes_nothing
         outputs=[
             figure,
             v4.new_output("display_data", {"text/html": table, "text/plain": "a"}),
-            v4.new_output("stream", name="stdout", text="it's <fine> & \"quoted\"\n"),
+            v4.new_output("stream", name="stdout", text='it\'s <fine> & "quoted"\n'),
         ],
     )
-    cells += [v4.new_markdown_cell("A · \"quoted\" & <b>marked</b> text"), outputs]
+    cells += [v4.new_markdown_cell('A · "quoted" & <b>marked</b> text'), outputs]
     executed = page_notebook(tmp_path / "fixture.ipynb", cells)
     fast = report.notebook_body(executed)
     assert parsed == []  # skipped

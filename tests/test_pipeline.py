@@ -114,12 +114,27 @@ def test_noop_and_incremental_rebuilds(built: Path):
     r = make(built, "report")
     assert ran(r.stdout) == [], r.stdout
 
-    # one section changes: only its notebook reruns
+    # one section changes: only its notebook reruns; of its figures, the one that
+    # changed is drawn, the other is the build's drawing of it (.build/figure-cache)
+    cache = built / ".build/figure-cache"
+    cached = {e.name: e.stat().st_mtime_ns for e in cache.iterdir()}
+    figures = {f.name: f.read_bytes() for f in (built / "reports/figures").iterdir()}
     p.write_text(p.read_text().replace("granularity_n_max: 1000", "granularity_n_max: 900"))
     r = make(built, "report")
     assert ran(r.stdout) == ["04_survey.ipynb"], r.stdout
+    now = {e.name: e.stat().st_mtime_ns for e in cache.iterdir()}
+    caf = [e for e in cached if e.startswith("fig_survey_caf.")]
+    granularity = [e for e in cached if e.startswith("fig_survey_granularity.")]
+    assert len(caf) == len(granularity) == 2 and len(cached) == 2 * len(figures) // 3
+    assert all(now.get(e) == cached[e] for e in caf)  # kept, not drawn again
+    assert not set(granularity) & set(now)  # drawn, under its new key
+    # back, with the cache switched off: every figure drawn afresh is byte for byte
+    # the first build's (the cache gave the same bytes as drawing does)
     p.write_text(p.read_text().replace("granularity_n_max: 900", "granularity_n_max: 1000"))
-    assert ran(make(built, "report").stdout) == ["04_survey.ipynb"]
+    r = make(built, "report", env={"KZ_NO_FIGURE_CACHE": "1"})
+    assert ran(r.stdout) == ["04_survey.ipynb"], r.stdout
+    assert {f.name: f.read_bytes() for f in (built / "reports/figures").iterdir()} == figures
+    assert {e.name: e.stat().st_mtime_ns for e in cache.iterdir()} == now  # not written
 
     # the data section changes: the data stage reruns; ngo_counts changes, so 02 and 05 rerun
     p.write_text(

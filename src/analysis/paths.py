@@ -68,6 +68,10 @@ SCRATCH = ROOT / "scratch"
 IN_BUILD = bool(os.environ.get("KZ_OUTPUT_DIR"))
 OUTPUT = Path(os.environ.get("KZ_OUTPUT_DIR") or SCRATCH / "outputs")
 FIGURES = OUTPUT / "figures"
+# A build's figures as last drawn, each under a key of everything its drawing depends
+# on (plots.save): set by the runner for a build's kernels only, never by hand, never
+# for `make verify`'s re-execution (.build/figure-cache/)
+FIGURE_CACHE = Path(os.environ["KZ_FIGURE_CACHE"]) if os.environ.get("KZ_FIGURE_CACHE") else None
 RESULTS = OUTPUT / "results"
 PROCESSED_OUT = OUTPUT / "processed"
 PARAMS = ROOT / "params.yaml"

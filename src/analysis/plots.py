@@ -9,6 +9,7 @@ source ids and the raw files (with sha256) the figure was made from.
 
 from __future__ import annotations
 
+import copyreg
 import io
 import json
 from pathlib import Path
@@ -20,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from analysis import data, paths  # noqa: E402
-from analysis.io import write_if_changed  # noqa: E402
+from analysis.io import write_atomic, write_if_changed  # noqa: E402
 
 # Marker per bound: a lower bound is drawn as an upward triangle ("at least").
 BOUND_MARKERS = {"point": "o", "approximate": "s", "lower": "^"}
@@ -151,6 +152,177 @@ def _bytes(fig, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+# ---------------------------------------------------------------- figure cache
+# A params change reruns its whole notebook, and drawing is most of a notebook's time
+# (~0.35 s a figure): in a build, a figure whose drawing depends on nothing that
+# changed is not drawn again. Its key is a sha256 of everything the drawing depends
+# on: the figure itself (pickled: its data, artists, text, sizes and styles), the
+# rcParams, the font files its text uses, this module (the saving and the canvas
+# check) and the versions of Python, matplotlib, numpy, pandas, Pillow and FreeType. A figure
+# whose pickle names code outside those libraries (a formatter function defined in a
+# notebook, pickled by name: its body could change under the same name), that calls
+# such code when drawn (a callback, which its pickle leaves out), that uses
+# TeX or custom mathtext fonts, or that cannot be pickled is drawn every time.
+CACHE_FORMAT = b"kz-figure-cache 1\n"
+KEYED_MODULES = frozenset(
+    {
+        "matplotlib",
+        "mpl_toolkits",
+        "numpy",
+        "pandas",
+        "builtins",
+        "copyreg",
+        "collections",
+        "_codecs",
+        "functools",
+        "itertools",
+        "operator",
+        "enum",
+        "weakref",
+        "datetime",
+    }
+)
+
+
+class _NotKeyable(Exception):
+    pass
+
+
+def figure_key(fig) -> str | None:
+    """The figure's cache key (hex sha256), or None when it cannot have one."""
+    import functools
+    import hashlib
+    import os
+    import pickle
+    import sys
+    import types
+
+    import numpy as np
+    import pandas as pd
+    import PIL
+    from matplotlib import font_manager, ft2font
+    from matplotlib.cbook import CallbackRegistry
+    from matplotlib.text import Text
+    from matplotlib.transforms import TransformNode
+
+    rc = matplotlib.rcParams
+    if rc["text.usetex"] or rc["mathtext.fontset"] == "custom":
+        return None
+
+    class KeyPickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            bound = getattr(obj, "__self__", None)  # (a builtin method of an object: by it)
+            if isinstance(obj, types.BuiltinFunctionType) and not isinstance(
+                bound, types.ModuleType | None
+            ):
+                return NotImplemented
+            if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
+                module = (getattr(obj, "__module__", None) or "").split(".")[0]
+                if module not in KEYED_MODULES:
+                    raise _NotKeyable(f"{module}.{getattr(obj, '__qualname__', obj)}")
+            elif isinstance(obj, TransformNode):
+                # (its parents are kept by id(): another number in every process)
+                state = obj.__getstate__()
+                state["_parents"] = list(state.get("_parents", {}).values())
+                return copyreg.__newobj__, (type(obj),), state
+            elif isinstance(obj, CallbackRegistry):
+                # it leaves out what it cannot pickle: a notebook's function called at
+                # each draw could change the drawing unseen; only the libraries' own
+                for ref in (r for signal in obj.callbacks.values() for r in signal.values()):
+                    func = ref()
+                    while isinstance(func, functools.partial):
+                        func = func.func
+                    func = getattr(func, "__func__", func)
+                    module = (getattr(func, "__module__", None) or "").split(".")[0]
+                    if module not in KEYED_MODULES:
+                        raise _NotKeyable(f"{module}.{getattr(func, '__qualname__', func)}")
+            elif obj is fig:  # (pyplot's number for it, which depends on the figures open)
+                state = {k: v for k, v in obj.__getstate__().items() if k != "_number"}
+                return copyreg.__newobj__, (type(obj),), state
+            return NotImplemented
+
+    buf = io.BytesIO()
+    try:
+        KeyPickler(buf, protocol=5).dump(fig)
+        fonts = sorted({font_manager.findfont(t.get_fontproperties()) for t in fig.findobj(Text)})
+        font_stats = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in fonts]
+    except Exception:  # noqa: BLE001 - not picklable, or names other code: no key
+        return None
+    h = hashlib.sha256(CACHE_FORMAT)
+    for part in (
+        Path(__file__).read_bytes(),
+        repr(
+            [
+                sys.version,
+                matplotlib.__version__,
+                np.__version__,
+                pd.__version__,
+                PIL.__version__,
+                ft2font.__freetype_version__,
+            ]
+        ).encode(),
+        repr(sorted(rc.items())).encode(),
+        repr(font_stats).encode(),
+        buf.getvalue(),
+    ):
+        h.update(len(part).to_bytes(8, "big") + part)
+    return h.hexdigest()
+
+
+def _cached(name: str, key: str | None) -> tuple[bytes, bytes] | None:
+    if paths.FIGURE_CACHE is None or key is None:
+        return None
+    try:
+        return tuple(  # type: ignore[return-value]
+            (paths.FIGURE_CACHE / f"{name}.{key}.{ext}").read_bytes() for ext in ("png", "svg")
+        )
+    except OSError:
+        return None
+
+
+def _keep(name: str, key: str | None, png: bytes, svg: bytes) -> None:
+    """Keep the figure's files under its key (only the last drawing of each figure)."""
+    if paths.FIGURE_CACHE is None or key is None:
+        return
+    try:
+        paths.FIGURE_CACHE.mkdir(parents=True, exist_ok=True)
+        for old in paths.FIGURE_CACHE.glob(f"{name}.*"):
+            if not old.name.startswith(f"{name}.{key}."):
+                old.unlink()
+        for ext, content in (("png", png), ("svg", svg)):
+            write_atomic(paths.FIGURE_CACHE / f"{name}.{key}.{ext}", content)
+    except OSError:  # (a cache that cannot be written: the figure is drawn next time)
+        pass
+
+
+def _draw(fig, name: str) -> tuple[bytes, bytes]:
+    """The figure's PNG and SVG; refuses a figure with text outside its canvas."""
+    # One layout for both files: the PNG's draw lays the figure out (constrained
+    # layout) and is checked as it ends (no extra draw); the SVG is drawn with that
+    # layout kept, so both show the same figure. (No layout engine at all for the SVG:
+    # with even a placeholder one, savefig first makes a draw that paints nothing.)
+    drawn: list[list[str]] = []  # what each draw left outside (savefig may draw twice)
+    check = fig.canvas.mpl_connect(
+        "draw_event", lambda event: drawn.append(canvas_overflow(fig, event.renderer))
+    )
+    try:
+        png = _bytes(fig, "png")
+    finally:
+        fig.canvas.mpl_disconnect(check)
+    clipped = drawn[-1] if drawn else canvas_overflow(fig)  # (no event: a draw of its own)
+    if clipped:
+        raise ValueError(f"figure {name}: text outside the canvas: {clipped}")
+    engine = fig.get_layout_engine()
+    rc = matplotlib.rcParams  # (with an automatic layout in rcParams, None would make one)
+    auto = rc["figure.autolayout"] or rc["figure.constrained_layout.use"]
+    fig.set_layout_engine("none" if auto else None)
+    try:
+        svg = _bytes(fig, "svg")
+    finally:
+        fig.set_layout_engine(engine)
+    return png, svg
+
+
 def save(
     fig,
     name: str,
@@ -184,29 +356,13 @@ def save(
     if source_ids is None or raw_files is None:
         raise ValueError(f"figure {name}: pass the rows drawn (of=) or source_ids= and raw_files=")
 
-    # One layout for both files: the PNG's draw lays the figure out (constrained
-    # layout) and is checked as it ends (no extra draw); the SVG is drawn with that
-    # layout kept, so both show the same figure. (No layout engine at all for the SVG:
-    # with even a placeholder one, savefig first makes a draw that paints nothing.)
-    drawn: list[list[str]] = []  # what each draw left outside (savefig may draw twice)
-    check = fig.canvas.mpl_connect(
-        "draw_event", lambda event: drawn.append(canvas_overflow(fig, event.renderer))
-    )
-    try:
-        png = _bytes(fig, "png")
-    finally:
-        fig.canvas.mpl_disconnect(check)
-    clipped = drawn[-1] if drawn else canvas_overflow(fig)  # (no event: a draw of its own)
-    if clipped:
-        raise ValueError(f"figure {name}: text outside the canvas: {clipped}")
-    engine = fig.get_layout_engine()
-    rc = matplotlib.rcParams  # (with an automatic layout in rcParams, None would make one)
-    auto = rc["figure.autolayout"] or rc["figure.constrained_layout.use"]
-    fig.set_layout_engine("none" if auto else None)
-    try:
-        svg = _bytes(fig, "svg")
-    finally:
-        fig.set_layout_engine(engine)
+    key = figure_key(fig) if paths.FIGURE_CACHE is not None else None
+    cached = _cached(name, key)  # (a build's figure as drawn, if nothing it depends on changed)
+    if cached:
+        png, svg = cached
+    else:
+        png, svg = _draw(fig, name)
+        _keep(name, key, png, svg)
     pkg = data.package()
     hashes = {r["path"]: r["hash"].removeprefix("sha256:") for r in pkg["resources"]}
     write_if_changed(folder / f"{name}.svg", svg)

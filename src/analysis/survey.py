@@ -226,10 +226,10 @@ def comparable_pairs(results: pd.DataFrame, surveys: pd.DataFrame) -> pd.DataFra
     keyed = results.assign(
         key=results["question_id"].str.replace(r"^KAZISS\d\d_", "KAZISS_", regex=True)
     )
-    for (key, resp), grp in keyed.groupby(["key", "response"], sort=True):
+    # only items asked in two surveys or more can make a pair (most are asked in one)
+    several = keyed.groupby(["key", "response"])["survey_id"].transform("nunique") >= 2
+    for (key, resp), grp in keyed[several].groupby(["key", "response"], sort=True):
         grp = grp.sort_values("year")
-        if grp["survey_id"].nunique() < 2:
-            continue
         for i in range(len(grp) - 1):
             a, b = grp.iloc[i], grp.iloc[i + 1]
             if pd.isna(a["n"]) or pd.isna(b["n"]):

@@ -758,12 +758,15 @@ def _front(tokens: list[Token], where: str) -> dict:
     return meta
 
 
-def shown(md: MarkdownIt, source: str, paper: Paper, offset: int = 0) -> tuple[list, list]:
+def shown(
+    md: MarkdownIt, source: str, paper: Paper, offset: int = 0, tokens: list | None = None
+) -> tuple[list, list]:
     """Figures and tables the paper shows, in order (directives inside {if}/{ifnot}
-    count only when their condition holds); each may be shown once."""
+    count only when their condition holds); each may be shown once. `tokens`: the
+    source already parsed."""
     figs: list[str] = []
     tabs: list[str] = []
-    for t in md.parse(source, {"offset": offset}):
+    for t in md.parse(source, {"offset": offset}) if tokens is None else tokens:
         d = split_directive(t) if t.type in ("fence", "colon_fence") else None
         if d is None:
             continue
@@ -820,9 +823,10 @@ def render(
         source = SOURCE.read_text(encoding="utf-8")
     md = markdown()
     paper = Paper(results, figures_dir, pkg, params, notebooks_dir=notebooks_dir)
-    meta = _front(md.parse(source, {}), where)
+    tokens = md.parse(source, {})  # (parsed once: read here, then rendered)
+    meta = _front(tokens, where)
     try:
-        paper.fig_labels, paper.tab_labels = shown(md, source, paper)
+        paper.fig_labels, paper.tab_labels = shown(md, source, paper, tokens=tokens)
     except PaperError as e:
         raise PaperError(f"{where}: {e}") from None
     env: dict = {
@@ -834,7 +838,7 @@ def render(
         "section_open": False,
     }
     try:
-        body = md.render(source, env)
+        body = md.renderer.render(tokens, md.options, env)
     except PaperError as e:
         msg = str(e)
         raise PaperError(msg if msg.startswith(where) else f"{where}: {msg}") from None

@@ -194,8 +194,11 @@ def execute(
     env_before = os.environ.get("KZ_OUTPUT_DIR")
     os.environ["KZ_OUTPUT_DIR"] = str(staging)  # inherited by the kernel
     reads_log = work / "reads.txt"  # the processed tables the notebook reads
+    cache_before = os.environ.pop("KZ_FIGURE_CACHE", None)
     if build:
         os.environ["KZ_READS_LOG"] = str(reads_log)
+        if not os.environ.get("KZ_NO_FIGURE_CACHE"):  # (`make verify` draws every figure)
+            os.environ["KZ_FIGURE_CACHE"] = str(paths.BUILD / "figure-cache")
     os.environ["KZ_COMPENDIUM_ROOT"] = str(paths.ROOT)
     # Local IPC sockets and the connection file in a private folder: no TCP port,
     # no "unencrypted TCP" warning; removed here, or by the next build if killed.
@@ -254,6 +257,9 @@ def execute(
     finally:
         signal.signal(signal.SIGTERM, previous)
         os.environ.pop("KZ_READS_LOG", None)
+        os.environ.pop("KZ_FIGURE_CACHE", None)
+        if cache_before is not None:
+            os.environ["KZ_FIGURE_CACHE"] = cache_before
         if env_before is None:
             os.environ.pop("KZ_OUTPUT_DIR", None)
         else:

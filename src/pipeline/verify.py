@@ -165,6 +165,7 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     env["PYTHONPATH"] = str(scratch / "src")
     env["KZ_WARM_SERVER"] = f"verify-{os.getpid()}-{secrets.token_hex(4)}"
     env["KZ_FORK_IDLE"] = "60"  # (a verify killed before it stops its server)
+    env["KZ_NO_FIGURE_CACHE"] = "1"  # every figure drawn again, none from a cache
     addr = client.address(env)
     try:
         if client.enabled():
