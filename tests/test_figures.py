@@ -4,6 +4,10 @@ The frames below are fixtures made up for the tests, not data."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
@@ -86,6 +90,18 @@ def test_annual_figure_leaves_missing_years_as_gaps():
 
 
 # ---------------------------------------------------------------- the build's figure cache
+@pytest.fixture
+def build(tmp_path, monkeypatch):
+    """A build folder with an environment snapshot (a fixture: made-up versions)."""
+    from analysis import paths
+
+    folder = tmp_path / "build"
+    folder.mkdir()
+    (folder / "env.json").write_text(json.dumps({"installed": {"matplotlib": "0.0-fixture"}}))
+    monkeypatch.setattr(paths, "BUILD", folder)
+    return folder
+
+
 def fixture_figure(y=(1.0, 2.0, 3.0), label="fixture", colour="C0", size=None):
     """A small figure of made-up values (a fixture)."""
     fig, ax = plots.new(height_in=size)
@@ -97,21 +113,24 @@ def fixture_figure(y=(1.0, 2.0, 3.0), label="fixture", colour="C0", size=None):
 
 KEY_OF_FIXTURE = """
 import sys
-from analysis import plots
+from pathlib import Path
+from analysis import paths, plots
 sys.path.insert(0, {tests!r})
 from test_figures import THEME, fixture_figure
+paths.BUILD = Path({build!r})
 plots.apply_theme(THEME)
 print(plots.figure_key(fixture_figure()))
 """
 
 
-def test_a_figures_cache_key_is_the_same_in_every_process_and_follows_what_it_draws():
-    import os
+def test_a_figures_cache_key_is_the_same_in_every_process_and_follows_what_it_draws(build):
     import subprocess
     import sys
-    from pathlib import Path
 
-    code = KEY_OF_FIXTURE.format(tests=str(Path(__file__).parent))
+    import numpy as np
+    import seaborn as sns
+
+    code = KEY_OF_FIXTURE.format(tests=str(Path(__file__).parent), build=str(build))
     keys = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -131,8 +150,22 @@ def test_a_figures_cache_key_is_the_same_in_every_process_and_follows_what_it_dr
         plots.figure_key(fixture_figure(colour="C1")),  # a style
         plots.figure_key(fixture_figure(size=3.0)),  # the size
     ]
-    with plt.rc_context({"savefig.dpi": 72}):  # what drawing reads from rcParams
+    # what drawing reads elsewhere: rcParams, named colours, numpy's print options,
+    # the installed packages
+    with plt.rc_context({"savefig.dpi": 72}):
         variants.append(plots.figure_key(fixture_figure()))
+    try:
+        sns.set_color_codes("dark")
+        variants.append(plots.figure_key(fixture_figure(colour="g")))
+        sns.set_color_codes("deep")
+        variants.append(plots.figure_key(fixture_figure(colour="g")))
+    finally:
+        plots.apply_theme(THEME)  # (the theme's own colour codes again)
+    assert plots.figure_key(fixture_figure()) == base
+    with np.printoptions(precision=3):
+        variants.append(plots.figure_key(fixture_figure()))
+    (build / "env.json").write_text(json.dumps({"installed": {"matplotlib": "0.1-fixture"}}))
+    variants.append(plots.figure_key(fixture_figure()))
     assert None not in variants and len({base, *variants}) == 1 + len(variants)
 
 
@@ -140,54 +173,81 @@ def shown_by_notebook(x, pos):  # a formatter as a notebook would define it (a f
     return f"{x:.0f} units"
 
 
-def test_a_figure_naming_code_outside_the_drawing_libraries_has_no_key():
+def test_a_figure_naming_code_outside_the_drawing_libraries_has_no_key(build):
+    import functools
+
     from matplotlib.ticker import FuncFormatter
 
-    fig = fixture_figure()
-    fig.axes[0].xaxis.set_major_formatter(FuncFormatter(shown_by_notebook))  # pickled by name
-    assert plots.figure_key(fig) is None
-    fig = fixture_figure()
-    fig.axes[0].xaxis.set_major_formatter(FuncFormatter(lambda x, pos: "x"))  # not picklable
-    assert plots.figure_key(fig) is None
+    for formatter in (
+        shown_by_notebook,  # pickled by name
+        functools.cache(shown_by_notebook),  # the same, through a cache's reduction
+        lambda x, pos: "x",  # not picklable
+    ):
+        fig = fixture_figure()
+        fig.axes[0].xaxis.set_major_formatter(FuncFormatter(formatter))
+        assert plots.figure_key(fig) is None, formatter
     fig = fixture_figure()
     fig.canvas.mpl_connect("draw_event", shown_by_notebook)  # (its pickle leaves it out)
     assert plots.figure_key(fig) is None
+    fig = fixture_figure()
+    fig.axes[0].set_title("drawn by TeX", usetex=True)
+    assert plots.figure_key(fig) is None
     with plt.rc_context({"text.usetex": True}):
         assert plots.figure_key(fixture_figure()) is None
+    assert plots.figure_key(fixture_figure()) is not None
+
+
+def save_fixture(fig, folder):
+    plots.save(
+        fig,
+        "fixture",
+        alt="a",
+        caption="c",
+        notebook="nb",
+        source_ids=["ngo_S01"],
+        raw_files=[],
+        folder=folder,
+    )
+    return (folder / "fixture.png").read_bytes(), (folder / "fixture.svg").read_bytes()
 
 
 def test_save_takes_a_figure_unchanged_since_the_build_drew_it_from_the_cache(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, build
 ):
     """With a cache (a build's runner sets it), a figure whose key is known is not
     drawn again, and its files are byte for byte those drawn; a changed figure is
-    drawn, and replaces its old entry; without a cache, nothing is kept."""
+    drawn, and replaces its old entry; a damaged entry is drawn again and replaced;
+    without a cache, nothing is kept."""
     from analysis import paths
-
-    def save(fig, folder):
-        plots.save(
-            fig,
-            "fixture",
-            alt="a",
-            caption="c",
-            notebook="nb",
-            source_ids=["ngo_S01"],
-            raw_files=[],
-            folder=folder,
-        )
-        return (folder / "fixture.png").read_bytes(), (folder / "fixture.svg").read_bytes()
 
     cache = tmp_path / "cache"
     monkeypatch.setattr(paths, "FIGURE_CACHE", cache)
-    drawn = save(fixture_figure(), tmp_path / "first")
-    assert sorted(p.suffix for p in cache.iterdir()) == [".png", ".svg"]
+    drawn = save_fixture(fixture_figure(), tmp_path / "first")
+    [entry] = cache.iterdir()
     with monkeypatch.context() as m:
         m.setattr(plots, "_draw", lambda fig, name: pytest.fail("drawn again"))
-        assert save(fixture_figure(), tmp_path / "second") == drawn
-    entries = set(cache.iterdir())
-    changed = save(fixture_figure(label="another"), tmp_path / "third")
-    assert (
-        changed != drawn and len(set(cache.iterdir())) == 2 and not entries & set(cache.iterdir())
-    )
+        assert save_fixture(fixture_figure(), tmp_path / "second") == drawn
+    changed = save_fixture(fixture_figure(label="another"), tmp_path / "third")
+    [other] = cache.iterdir()
+    assert changed != drawn and other != entry
+    for damage in (b"", other.read_bytes()[:-1], b"x" + other.read_bytes()[1:]):
+        other.write_bytes(damage)
+        assert save_fixture(fixture_figure(label="another"), tmp_path / "fourth") == changed
+        assert other.read_bytes() != damage  # kept anew
     monkeypatch.setattr(paths, "FIGURE_CACHE", None)
-    assert save(fixture_figure(), tmp_path / "fourth") == drawn  # drawn afresh: the same bytes
+    assert save_fixture(fixture_figure(), tmp_path / "fifth") == drawn  # drawn afresh
+    assert list(cache.iterdir()) == [other]
+
+
+def test_a_figure_that_warned_when_drawn_is_drawn_every_time(tmp_path, monkeypatch, build):
+    """Drawing a glyph the font lacks warns; a cached copy would not warn again (the
+    executed notebook would depend on the build's history): such a figure is not kept,
+    and warns at every save. The text is a fixture."""
+    from analysis import paths
+
+    monkeypatch.setattr(paths, "FIGURE_CACHE", tmp_path / "cache")
+    for _ in range(2):
+        fig = fixture_figure(label="\u4e2d")  # (not in DejaVu Sans)
+        with pytest.warns(UserWarning, match="missing from font"):
+            save_fixture(fig, tmp_path / "out")
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())

@@ -100,6 +100,22 @@ def fixture_soup(tmp_path: Path, **kw) -> BeautifulSoup:
     return BeautifulSoup(fixture_render(tmp_path, **kw)[0], "html.parser")
 
 
+def test_reference_links_resolve_in_nested_markdown(tmp_path: Path):
+    """A reference-style link in an {if} body and in a table caption resolves to its
+    definition elsewhere in the paper (the paper is parsed once; what the parse
+    records is there for the nested renders). The paper is the fixture's."""
+    source = (FIXTURE / "paper.md").read_text()
+    source = source.replace("```{if} fx_count\n", "```{if} fx_count\nSee [the register][reg].\n", 1)
+    source = source.replace(
+        "A fixture table with **Markdown** in its caption",
+        "A fixture table from [the register][reg] with **Markdown** in its caption",
+        1,
+    )
+    html, _ = fixture_render(tmp_path, source=source + "\n[reg]: https://example.org/register\n")
+    assert "[reg]" not in html
+    assert html.count('<a href="https://example.org/register">the register</a>') == 2
+
+
 def test_fixture_paper_numbers_intervals_and_texts(tmp_path: Path):
     soup = fixture_soup(tmp_path)
     nums = {s["data-key"]: s.get_text() for s in soup.select("span.num")}
@@ -674,11 +690,13 @@ def test_notebook_pages_skip_nbconvert_s_last_pass_only_where_it_changes_nothing
     figure = v4.new_output("display_data", {"image/svg+xml": svg})
     figure.metadata = {"image/svg+xml": {"alt": 'Fixture figure: "a" & b'}}
     table = '<table border="1" class="dataframe"><tr><th>a</th><td>1 &amp; 2</td></tr></table>'
+    quoted = table.replace('"dataframe"', "'dataframe'")  # (as HTML of one's own may quote it)
     outputs = v4.new_code_cell(
         "show()",
         outputs=[
             figure,
             v4.new_output("display_data", {"text/html": table, "text/plain": "a"}),
+            v4.new_output("display_data", {"text/html": quoted, "text/plain": "a"}),
             v4.new_output("stream", name="stdout", text='it\'s <fine> & "quoted"\n'),
         ],
     )
@@ -686,6 +704,7 @@ def test_notebook_pages_skip_nbconvert_s_last_pass_only_where_it_changes_nothing
     executed = page_notebook(tmp_path / "fixture.ipynb", cells)
     fast = report.notebook_body(executed)
     assert parsed == []  # skipped
+    assert fast.count('<div class="scroll" tabindex="0" role="region"') == 2  # both tables
     with monkeypatch.context() as m:
         m.setattr(report, "soup_pass_changes", lambda page: True)
         slow = report.notebook_body(executed)
@@ -701,6 +720,14 @@ def test_notebook_pages_skip_nbconvert_s_last_pass_only_where_it_changes_nothing
         parsed.clear()
         body = report.notebook_body(page_notebook(tmp_path / "alt.ipynb", [cell]))
         assert parsed == [1] and 'alt="No description has been provided' in body, cell
+    # JupyterLab's wrappers in an HTML output, even spelled with entities: the pass too
+    wrapped = '<div class="jp&#45;Notebook"><div class="jp&#45;Cell&#45;inputWrapper">x</div></div>'
+    cell = v4.new_code_cell(
+        "show()", outputs=[v4.new_output("display_data", {"text/html": wrapped})]
+    )
+    parsed.clear()
+    report.notebook_body(page_notebook(tmp_path / "lab.ipynb", [cell]))
+    assert parsed == [1]
 
 
 def test_notebook_pages_give_figures_their_alt_text(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copyreg
 import io
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -155,15 +156,18 @@ def _bytes(fig, fmt: str) -> bytes:
 # ---------------------------------------------------------------- figure cache
 # A params change reruns its whole notebook, and drawing is most of a notebook's time
 # (~0.35 s a figure): in a build, a figure whose drawing depends on nothing that
-# changed is not drawn again. Its key is a sha256 of everything the drawing depends
-# on: the figure itself (pickled: its data, artists, text, sizes and styles), the
-# rcParams, the font files its text uses, this module (the saving and the canvas
-# check) and the versions of Python, matplotlib, numpy, pandas, Pillow and FreeType. A figure
-# whose pickle names code outside those libraries (a formatter function defined in a
-# notebook, pickled by name: its body could change under the same name), that calls
-# such code when drawn (a callback, which its pickle leaves out), that uses
-# TeX or custom mathtext fonts, or that cannot be pickled is drawn every time.
-CACHE_FORMAT = b"kz-figure-cache 1\n"
+# changed is not drawn again. Its key is a sha256 of what the drawing depends on: the
+# figure itself (pickled: its data, artists, texts, sizes and styles), the rcParams,
+# matplotlib's named colours, numpy's print options, the locale, the font files its
+# texts use (with their fallbacks), this module (the saving and the canvas check),
+# Python's version and every installed package's (the build's environment snapshot).
+# A figure is drawn every time when its pickle names code outside the drawing
+# libraries (a formatter function defined in a notebook: its body could change under
+# the same name) or calls such code when drawn (a callback, which its pickle leaves
+# out); when it uses TeX or custom mathtext fonts; when it cannot be pickled; and when
+# drawing it warned or logged (a cached copy would not say it again). What the key
+# cannot see: a notebook that changes matplotlib's own code (a monkeypatch).
+CACHE_FORMAT = b"kz-figure-cache 2\n"
 KEYED_MODULES = frozenset(
     {
         "matplotlib",
@@ -188,19 +192,22 @@ class _NotKeyable(Exception):
     pass
 
 
+def _keyed(module: object, what: object) -> None:
+    if str(module or "").split(".")[0] not in KEYED_MODULES:
+        raise _NotKeyable(f"{module}.{what}")
+
+
 def figure_key(fig) -> str | None:
     """The figure's cache key (hex sha256), or None when it cannot have one."""
     import functools
     import hashlib
-    import os
+    import locale
     import pickle
+    import pickletools
     import sys
-    import types
 
     import numpy as np
-    import pandas as pd
-    import PIL
-    from matplotlib import font_manager, ft2font
+    from matplotlib import colors, font_manager
     from matplotlib.cbook import CallbackRegistry
     from matplotlib.text import Text
     from matplotlib.transforms import TransformNode
@@ -211,19 +218,12 @@ def figure_key(fig) -> str | None:
 
     class KeyPickler(pickle.Pickler):
         def reducer_override(self, obj):
-            bound = getattr(obj, "__self__", None)  # (a builtin method of an object: by it)
-            if isinstance(obj, types.BuiltinFunctionType) and not isinstance(
-                bound, types.ModuleType | None
-            ):
-                return NotImplemented
-            if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
-                module = (getattr(obj, "__module__", None) or "").split(".")[0]
-                if module not in KEYED_MODULES:
-                    raise _NotKeyable(f"{module}.{getattr(obj, '__qualname__', obj)}")
+            if isinstance(obj, np.ufunc):  # (pickled by its module's name, as data)
+                _keyed(getattr(obj, "__module__", None), obj.__name__)
             elif isinstance(obj, TransformNode):
-                # (its parents are kept by id(): another number in every process)
-                state = obj.__getstate__()
-                state["_parents"] = list(state.get("_parents", {}).values())
+                # without its parents: invalidation links, to whatever else (even
+                # garbage) uses it, by id(), another number in every process
+                state = {k: v for k, v in obj.__getstate__().items() if k != "_parents"}
                 return copyreg.__newobj__, (type(obj),), state
             elif isinstance(obj, CallbackRegistry):
                 # it leaves out what it cannot pickle: a notebook's function called at
@@ -233,9 +233,7 @@ def figure_key(fig) -> str | None:
                     while isinstance(func, functools.partial):
                         func = func.func
                     func = getattr(func, "__func__", func)
-                    module = (getattr(func, "__module__", None) or "").split(".")[0]
-                    if module not in KEYED_MODULES:
-                        raise _NotKeyable(f"{module}.{getattr(func, '__qualname__', func)}")
+                    _keyed(getattr(func, "__module__", None), getattr(func, "__qualname__", func))
             elif obj is fig:  # (pyplot's number for it, which depends on the figures open)
                 state = {k: v for k, v in obj.__getstate__().items() if k != "_number"}
                 return copyreg.__newobj__, (type(obj),), state
@@ -243,25 +241,34 @@ def figure_key(fig) -> str | None:
 
     buf = io.BytesIO()
     try:
-        KeyPickler(buf, protocol=5).dump(fig)
-        fonts = sorted({font_manager.findfont(t.get_fontproperties()) for t in fig.findobj(Text)})
-        font_stats = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in fonts]
-    except Exception:  # noqa: BLE001 - not picklable, or names other code: no key
+        # protocol 2: whatever is pickled by name (classes, functions, and objects
+        # whose reduction is a name, such as a cached function) is a GLOBAL opcode
+        KeyPickler(buf, protocol=2, fix_imports=False).dump(fig)
+        for op, arg, _ in pickletools.genops(buf.getvalue()):
+            if op.name in ("GLOBAL", "INST"):
+                _keyed(*str(arg).split(" ", 1))
+        texts = fig.findobj(Text)
+        if any(t.get_usetex() or t.get_math_fontfamily() == "custom" for t in texts):
+            return None
+        fonts = sorted(  # each text's fonts, with the fallbacks for glyphs the first lacks
+            {
+                f
+                for t in texts
+                for f in font_manager.fontManager._find_fonts_by_props(t.get_fontproperties())
+            }
+        )
+        font_stats = [(f, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in fonts]
+        installed = json.loads((paths.BUILD / "env.json").read_text(encoding="utf-8"))["installed"]
+    except Exception:  # noqa: BLE001 - not picklable, names other code, no snapshot: no key
         return None
     h = hashlib.sha256(CACHE_FORMAT)
     for part in (
         Path(__file__).read_bytes(),
-        repr(
-            [
-                sys.version,
-                matplotlib.__version__,
-                np.__version__,
-                pd.__version__,
-                PIL.__version__,
-                ft2font.__freetype_version__,
-            ]
-        ).encode(),
+        repr([sys.version, sorted(installed.items())]).encode(),
         repr(sorted(rc.items())).encode(),
+        repr(sorted(colors.get_named_colors_mapping().items())).encode(),
+        repr(sorted(np.get_printoptions().items())).encode(),
+        repr(locale.setlocale(locale.LC_ALL)).encode(),
         repr(font_stats).encode(),
         buf.getvalue(),
     ):
@@ -269,30 +276,70 @@ def figure_key(fig) -> str | None:
     return h.hexdigest()
 
 
+def _entry(name: str, key: str) -> Path:
+    return paths.FIGURE_CACHE / f"{name}.{key}.bin"  # type: ignore[operator]
+
+
 def _cached(name: str, key: str | None) -> tuple[bytes, bytes] | None:
+    """The figure's PNG and SVG kept under `key`, if the entry is intact."""
+    import hashlib
+
     if paths.FIGURE_CACHE is None or key is None:
         return None
     try:
-        return tuple(  # type: ignore[return-value]
-            (paths.FIGURE_CACHE / f"{name}.{key}.{ext}").read_bytes() for ext in ("png", "svg")
-        )
+        blob = _entry(name, key).read_bytes()
     except OSError:
         return None
+    digest, size, body = blob[:32], int.from_bytes(blob[32:40], "big"), blob[40:]
+    if hashlib.sha256(body).digest() != digest or size > len(body):
+        return None  # (damaged: drawn again, and kept anew)
+    return body[:size], body[size:]
 
 
 def _keep(name: str, key: str | None, png: bytes, svg: bytes) -> None:
-    """Keep the figure's files under its key (only the last drawing of each figure)."""
+    """Keep the figure's files under its key, as one entry with its sha256 (only the
+    last drawing of each figure is kept)."""
+    import hashlib
+    import re
+
     if paths.FIGURE_CACHE is None or key is None:
         return
+    body = png + svg
+    blob = hashlib.sha256(body).digest() + len(png).to_bytes(8, "big") + body
     try:
         paths.FIGURE_CACHE.mkdir(parents=True, exist_ok=True)
-        for old in paths.FIGURE_CACHE.glob(f"{name}.*"):
-            if not old.name.startswith(f"{name}.{key}."):
-                old.unlink()
-        for ext, content in (("png", png), ("svg", svg)):
-            write_atomic(paths.FIGURE_CACHE / f"{name}.{key}.{ext}", content)
+        write_atomic(_entry(name, key), blob)
+        ours = re.compile(re.escape(name) + r"\.[0-9a-f]{64}\.(bin|png|svg)")  # (and format 1)
+        for old in paths.FIGURE_CACHE.iterdir():
+            if ours.fullmatch(old.name) and old.name != _entry(name, key).name:
+                old.unlink(missing_ok=True)
     except OSError:  # (a cache that cannot be written: the figure is drawn next time)
         pass
+
+
+@contextmanager
+def _noticed():
+    """Whether anything warned or logged (WARNING or above) meanwhile; warnings are
+    shown as they would have been."""
+    import logging
+    import warnings
+
+    said: list[object] = []
+
+    class Noticed(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record)
+
+    handler = Noticed(logging.WARNING)
+    logging.getLogger().addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield said
+    finally:
+        logging.getLogger().removeHandler(handler)
+    for w in caught:
+        said.append(w)
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
 
 
 def _draw(fig, name: str) -> tuple[bytes, bytes]:
@@ -361,8 +408,9 @@ def save(
     if cached:
         png, svg = cached
     else:
-        png, svg = _draw(fig, name)
-        _keep(name, key, png, svg)
+        with _noticed() as said:
+            png, svg = _draw(fig, name)
+        _keep(name, None if said else key, png, svg)
     pkg = data.package()
     hashes = {r["path"]: r["hash"].removeprefix("sha256:") for r in pkg["resources"]}
     write_if_changed(folder / f"{name}.svg", svg)

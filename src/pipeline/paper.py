@@ -823,13 +823,16 @@ def render(
         source = SOURCE.read_text(encoding="utf-8")
     md = markdown()
     paper = Paper(results, figures_dir, pkg, params, notebooks_dir=notebooks_dir)
-    tokens = md.parse(source, {})  # (parsed once: read here, then rendered)
+    # parsed once, then read here and rendered (what the parse leaves in its env, such
+    # as reference-style link definitions, is there for the render and nested renders)
+    env: dict = {}
+    tokens = md.parse(source, env)
     meta = _front(tokens, where)
     try:
         paper.fig_labels, paper.tab_labels = shown(md, source, paper, tokens=tokens)
     except PaperError as e:
         raise PaperError(f"{where}: {e}") from None
-    env: dict = {
+    env |= {
         "md": md,
         "paper": paper,
         "where": where,

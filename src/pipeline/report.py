@@ -38,7 +38,7 @@ img{max-width:100%;height:auto}
 # is not HTML (the Nu checker rejects it), and the page's CSS has its two rules
 PANDAS_STYLE = re.compile(r"<style scoped(?:=\"\")?>.*?</style>\s*", re.S)
 # a wide DataFrame scrolls sideways in a box that the keyboard can reach (WCAG 2.1.1)
-DATAFRAME = re.compile(r"<table[^>]*class=\"dataframe\"[^>]*>.*?</table>", re.S)
+DATAFRAME = re.compile(r"<table[^>]*class=([\"'])dataframe\1[^>]*>.*?</table>", re.S)
 
 
 def _scroll_boxes(body: str) -> str:
@@ -161,8 +161,9 @@ LAB_WRAPPERS = ("jp-Notebook", "jp-Cell-inputWrapper", "jp-OutputArea-output")
 
 def soup_pass_changes(page: str) -> bool:
     """Whether nbconvert's last pass would change more than the spelling of `page`."""
+    unescaped = html.unescape(page)  # (a class name may be spelled with entities)
     return len(IMG.findall(page)) != len(IMG_WITH_ALT.findall(page)) or any(
-        w in page for w in LAB_WRAPPERS
+        w in unescaped for w in LAB_WRAPPERS
     )
 
 
