@@ -251,3 +251,27 @@ def test_a_figure_that_warned_when_drawn_is_drawn_every_time(tmp_path, monkeypat
         with pytest.warns(UserWarning, match="missing from font"):
             save_fixture(fig, tmp_path / "out")
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_a_figure_that_logged_when_drawn_is_drawn_every_time_and_its_log_shown(
+    tmp_path, monkeypatch, capfd, build
+):
+    """A warning logged while drawing (as matplotlib logs a missing font) is printed as
+    without the cache's watch (logging's last resort, when no handler is set up), and
+    the figure is not kept. The drawing is a fixture."""
+    import logging
+
+    from analysis import paths
+
+    monkeypatch.setattr(paths, "FIGURE_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # (pytest's own, removed)
+    draw = plots._draw
+
+    def logged(fig, name):
+        logging.getLogger("matplotlib.fixture").warning("fixture: drawn with a fallback")
+        return draw(fig, name)
+
+    monkeypatch.setattr(plots, "_draw", logged)
+    save_fixture(fixture_figure(), tmp_path / "out")
+    assert "fixture: drawn with a fallback" in capfd.readouterr().err
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())

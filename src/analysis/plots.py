@@ -319,8 +319,8 @@ def _keep(name: str, key: str | None, png: bytes, svg: bytes) -> None:
 
 @contextmanager
 def _noticed():
-    """Whether anything warned or logged (WARNING or above) meanwhile; warnings are
-    shown as they would have been."""
+    """Whether anything warned or logged (WARNING or above) meanwhile; warnings and log
+    records are shown as they would have been."""
     import logging
     import warnings
 
@@ -329,17 +329,27 @@ def _noticed():
     class Noticed(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             said.append(record)
+            # as if this handler were not there: with no other handler on its way,
+            # logging's last resort prints the record (to stderr)
+            others, logger = 0, logging.getLogger(record.name)
+            while logger:
+                others += sum(h is not self for h in logger.handlers)
+                logger = logger.parent if logger.propagate else None  # type: ignore[assignment]
+            last = logging.lastResort
+            if not others and last is not None and record.levelno >= last.level:
+                last.handle(record)
 
     handler = Noticed(logging.WARNING)
     logging.getLogger().addHandler(handler)
+    caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             yield said
     finally:
         logging.getLogger().removeHandler(handler)
-    for w in caught:
-        said.append(w)
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+        for w in caught:  # (shown, even when drawing failed)
+            said.append(w)
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
 
 
 def _draw(fig, name: str) -> tuple[bytes, bytes]:
