@@ -216,6 +216,13 @@ def figure_key(fig) -> str | None:
     if rc["text.usetex"] or rc["mathtext.fontset"] == "custom":
         return None
 
+    def without(obj, name):  # (pickled as it is, but for one attribute)
+        return (
+            copyreg.__newobj__,
+            (type(obj),),
+            {k: v for k, v in obj.__getstate__().items() if k != name},
+        )
+
     class KeyPickler(pickle.Pickler):
         def reducer_override(self, obj):
             if isinstance(obj, np.ufunc):  # (pickled by its module's name, as data)
@@ -223,8 +230,7 @@ def figure_key(fig) -> str | None:
             elif isinstance(obj, TransformNode):
                 # without its parents: invalidation links, to whatever else (even
                 # garbage) uses it, by id(), another number in every process
-                state = {k: v for k, v in obj.__getstate__().items() if k != "_parents"}
-                return copyreg.__newobj__, (type(obj),), state
+                return without(obj, "_parents")
             elif isinstance(obj, CallbackRegistry):
                 # it leaves out what it cannot pickle: a notebook's function called at
                 # each draw could change the drawing unseen; only the libraries' own
@@ -235,8 +241,7 @@ def figure_key(fig) -> str | None:
                     func = getattr(func, "__func__", func)
                     _keyed(getattr(func, "__module__", None), getattr(func, "__qualname__", func))
             elif obj is fig:  # (pyplot's number for it, which depends on the figures open)
-                state = {k: v for k, v in obj.__getstate__().items() if k != "_number"}
-                return copyreg.__newobj__, (type(obj),), state
+                return without(obj, "_number")
             return NotImplemented
 
     buf = io.BytesIO()
@@ -257,7 +262,7 @@ def figure_key(fig) -> str | None:
                 for f in font_manager.fontManager._find_fonts_by_props(t.get_fontproperties())
             }
         )
-        font_stats = [(f, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in fonts]
+        font_stats = [(f, st.st_size, st.st_mtime_ns) for f in fonts for st in [Path(f).stat()]]
         installed = json.loads((paths.BUILD / "env.json").read_text(encoding="utf-8"))["installed"]
     except Exception:  # noqa: BLE001 - not picklable, names other code, no snapshot: no key
         return None

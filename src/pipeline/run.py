@@ -191,10 +191,10 @@ def execute(
     tmp = work / f"{notebook.stem}.ipynb"
     staging = work / "staging"
     staging.mkdir()
-    env_before = os.environ.get("KZ_OUTPUT_DIR")
-    os.environ["KZ_OUTPUT_DIR"] = str(staging)  # inherited by the kernel
+    # what the kernel inherits for this run only (restored after it)
+    env_before = {k: os.environ.pop(k, None) for k in ("KZ_OUTPUT_DIR", "KZ_FIGURE_CACHE")}
+    os.environ["KZ_OUTPUT_DIR"] = str(staging)
     reads_log = work / "reads.txt"  # the processed tables the notebook reads
-    cache_before = os.environ.pop("KZ_FIGURE_CACHE", None)
     if build:
         os.environ["KZ_READS_LOG"] = str(reads_log)
         if not os.environ.get("KZ_NO_FIGURE_CACHE"):  # (`make verify` draws every figure)
@@ -257,13 +257,11 @@ def execute(
     finally:
         signal.signal(signal.SIGTERM, previous)
         os.environ.pop("KZ_READS_LOG", None)
-        os.environ.pop("KZ_FIGURE_CACHE", None)
-        if cache_before is not None:
-            os.environ["KZ_FIGURE_CACHE"] = cache_before
-        if env_before is None:
-            os.environ.pop("KZ_OUTPUT_DIR", None)
-        else:
-            os.environ["KZ_OUTPUT_DIR"] = env_before
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         # Interrupted (Ctrl-C, SIGTERM): papermill's tasks are still in the event loop
         # that jupyter_client's calls run, and would raise the KeyboardInterrupt again
         # in the kernel's shutdown, leaving the kernel running and writing into the work
