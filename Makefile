@@ -63,7 +63,7 @@ endif
 # build steps run through the warm server (src/pipeline/client.py, pipeline/kernels.py):
 # `$(STEP) pipeline.x args` is `$(PY) -m pipeline.x args` in a process forked from an
 # interpreter that imported the libraries once (the normal way while it starts)
-STEP = $(PY) src/pipeline/client.py
+STEP = $(PY) src/pipeline/step.py
 
 # the two layers: the analysis helpers the notebooks import, and the build layer
 ANALYSIS_SRC := $(sort $(wildcard src/analysis/*.py)) pyproject.toml
@@ -71,7 +71,7 @@ PIPELINE_SRC := $(sort $(wildcard src/pipeline/*.py))
 PKG_SRC := $(ANALYSIS_SRC) $(PIPELINE_SRC)
 # what a notebook's run depends on: the helpers, and the runner that executes it
 STAGE_SRC := $(filter-out src/analysis/schema.py,$(ANALYSIS_SRC)) src/pipeline/run.py \
-  src/pipeline/kernels.py src/pipeline/client.py src/pipeline/fingerprint.py
+  src/pipeline/kernels.py src/pipeline/client.py src/pipeline/step.py src/pipeline/fingerprint.py
 RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
 BUILD := .build
 STAMPS := $(BUILD)/params
@@ -150,7 +150,7 @@ NBSTRIPOUT_ARGS := --keep-id --extra-keys "metadata.language_info.version cell.m
 # (through the warm server's client when a server runs, never starting one: git runs
 # it once per notebook it must re-read, e.g. all of them in `git status` right after
 # a clone, as the paper stage does; ~50 ms each instead of ~1 s)
-NBSTRIPOUT := '"$(abspath $(VENV))/bin/python" "$(abspath src/pipeline/client.py)" --no-start nbstripout $(NBSTRIPOUT_ARGS)'
+NBSTRIPOUT := '"$(abspath $(VENV))/bin/python" "$(abspath src/pipeline/step.py)" --no-start nbstripout $(NBSTRIPOUT_ARGS)'
 define GIT_FILTER
 git rev-parse --git-dir >/dev/null 2>&1 || exit 0; \
 where=--local; \
@@ -283,7 +283,7 @@ ANALYSES := $(filter-out $(DATA_STAGE),$(EXECUTED))
 RESULT_FILES := $(patsubst $(OUT)/notebooks/%.ipynb,$(OUT)/results/%.json,$(ANALYSES))
 $(RESULT_FILES): $(OUT)/results/%.json: $(OUT)/notebooks/%.ipynb ;
 
-## results: merge the recorded results (published as reports/results.json by `make report`)
+## results: merge the recorded results into .build/out/results.json (the paper stage merges them itself)
 .PHONY: results
 results: $(OUT)/results.json
 $(OUT)/results.json: $(RESULT_FILES) src/analysis/results.py src/pipeline/merge.py $(ENV) | $(BYTECODE)
@@ -297,18 +297,21 @@ data: $(DATA_STAGE)
 .PHONY: analyses
 analyses: $(EXECUTED)
 
-# executed notebooks as HTML pages (code shown), linked from the paper: one step per
-# notebook, run as soon as its notebook is done (in parallel with the other notebooks)
+# executed notebooks as HTML pages (code shown), linked from the paper. The runner
+# writes a notebook's page right after its executed copy (pipeline.run.page), so this
+# step runs `pipeline.report` only for a page that is still older than one of its
+# prerequisites (report.py changed, or the runner could not make it): make dated the
+# page before the runner wrote it, so the recipe looks again itself.
 NOTEBOOK_PAGES := $(EXECUTED:.ipynb=.html)
 $(NOTEBOOK_PAGES): $(OUT)/notebooks/%.html: $(OUT)/notebooks/%.ipynb src/pipeline/report.py $(ENV) | $(BYTECODE)
-	@$(STEP) pipeline.report $<
+	@for p in $^; do if [ ! -e $@ ] || [ "$$p" -nt $@ ]; then exec $(STEP) pipeline.report $<; fi; done
 
 ## report: build reports/paper.html (sets up the environment if needed)
 # The paper stage checks every stage's fingerprint, renders the paper, and publishes
 # it with results.json, figures and executed notebooks into reports/, together.
 .PHONY: report
 report: reports/paper.html
-reports/paper.html: paper/paper.md $(OUT)/results.json $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
+reports/paper.html: paper/paper.md $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
   $(ENVSNAP) data/raw/datapackage.json requirements.lock \
   $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) | $(BYTECODE)
 	@$(STEP) pipeline.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \

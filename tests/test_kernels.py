@@ -171,11 +171,13 @@ def test_the_server_runs_through_its_environments_real_path(tmp_path: Path):
 
 
 def test_the_client_imports_little():
-    """Every build step starts the client: it imports neither pathlib nor (unless it
-    starts a server) subprocess, which would add ~20 ms to each step."""
+    """Every build step starts the client: it imports neither pathlib, json, re nor
+    hashlib, nor (unless it starts a server) subprocess, which would add ~10-20 ms to
+    each step."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import client; client.address(); "
-        "print(sorted({'pathlib', 'subprocess'} & set(sys.modules)))"
+        "client.decode(client.encode({'kind': 'x'})); "
+        "print(sorted({'pathlib', 'subprocess', 'json', 're', 'hashlib'} & set(sys.modules)))"
     )
     where = str(Path(client.__file__).parent)
     r = subprocess.run([sys.executable, "-c", code, where], capture_output=True, text=True)
@@ -262,6 +264,11 @@ def test_a_step_runs_forked_with_the_callers_code_streams_and_status(tmp_path: P
     out2, r2, _ = step("0")
     assert r2.returncode == 0 and out2["version"] == 2  # the edit took effect
     assert out2["ppid"] == server and out2["pid"] != out["pid"]
+    # the status a process exiting with that code has (modulo 256), never a signal:
+    # the caller takes it from the step's own status line, before the step is reaped
+    for status, expected in (("-1", 255), ("256", 0), ("300", 44)):
+        out3, r3, _ = step(status)
+        assert r3.returncode == expected and out3["ppid"] == server, (status, r3)
 
 
 def test_a_step_runs_normally_when_switched_off(tmp_path: Path):
@@ -411,6 +418,28 @@ def test_a_step_that_closes_its_stdout_exits_cleanly(tmp_path: Path):
     code = "import io, sys\nw = io.TextIOWrapper(sys.stdout.buffer)\nw.write('x')\nw.close()\n"
     r = step(probe_env(tmp_path, code), tmp_path)
     assert (r.returncode, r.stdout) == (0, "x")
+
+
+def test_the_start_up_variables_are_those_read_at_start_up_or_import():
+    """The names that give a caller another server (client.startup_var): what Python,
+    the locale, matplotlib, the maths libraries, Jupyter, IPython and debugpy read at
+    start or import; never PYTHONPATH (its foreign entries count, `_foreign_path`), nor
+    a build's own variables."""
+    read = [
+        "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATHX", "LANG", "LANGUAGE",
+        "LC_ALL", "LC_NUMERIC", "TZ", "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
+        "MPLBACKEND", "MPLCONFIGDIR", "MATPLOTLIBRC", "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "MKL_CBWR", "JUPYTER_PATH",
+        "IPYTHONDIR", "IPYTHON_SUPPRESS_CONFIG_ERRORS", "PYDEVD_USE_FRAME_EVAL",
+        "PYDEV_DEBUG", "DEBUGPY_LOG_DIR", "GEVENT_SUPPORT", "PYCHARM_HOSTED",
+        "IDE_PROJECT_ROOTS", "LIBRARY_ROOTS", "KZ_WARM_SERVER",
+    ]  # fmt: skip
+    not_read = [
+        "PYTHONPATH", "PATH", "KZ_COMPENDIUM_ROOT", "KZ_OUTPUT_DIR", "KZ_FORK_IDLE",
+        "XDG_DATA_HOME", "LANGX", "TZDIR", "PYDEVX", "MY_THREADS", "HOMEDIR", "USER",
+    ]  # fmt: skip
+    assert [n for n in read if not client.startup_var(n)] == []
+    assert [n for n in not_read if client.startup_var(n)] == []
 
 
 def test_a_named_server_is_one_of_its_own():

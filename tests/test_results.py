@@ -6,11 +6,12 @@ of the data package (the registry refuses any other)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from analysis import ngo, processed
+from analysis import ngo, processed, results
 from analysis.results import Registry, Result, infer_kind, provenance
 
 A, B = "wdi_2021mar", "wdi_2026oct"  # two source ids of the data package
@@ -198,3 +199,20 @@ def test_helpers_refuse_more_than_one_value_per_year():
         ngo.growth_range(counts, 5)
     with pytest.raises(ValueError, match="one value per year"):
         ngo.index_profile([2000, 2000, 2001, 2002], [0.1, 0.2, 0.3, 0.4])
+
+
+def test_the_paper_merges_the_notebooks_results_and_refuses_a_key_recorded_twice(tmp_path: Path):
+    """The paper stage merges the per-notebook registries itself (the same bytes as
+    `make results`); a key two notebooks record is named with both, never merged."""
+    from pipeline import merge
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(results.dumps({"x": {"value": 1, "notebook": "01_a"}}))
+    b.write_text(results.dumps({"y": {"value": 2, "notebook": "02_b"}}))
+    assert merge.combine([b, a]) == {"x": results.load(a)["x"], "y": results.load(b)["y"]}
+    out = tmp_path / "merged.json"
+    assert merge.merge([a, b], out) == merge.combine([a, b])
+    assert out.read_text() == results.dumps(merge.combine([a, b]))
+    b.write_text(results.dumps({"x": {"value": 3, "notebook": "02_b"}}))
+    with pytest.raises(merge.DuplicateResult, match=r"'x' recorded by 01_a and .*b\.json"):
+        merge.combine([a, b])

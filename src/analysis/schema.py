@@ -46,7 +46,7 @@ def in_data(where: str, *, match: str = "exact", **field: Any) -> Any:
 class Strict(BaseModel):
     """A section model: unknown keys, wrong types and changes after loading are refused."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class FigureParams(Strict):

@@ -1,4 +1,4 @@
-"""Run a build step in a warm interpreter: `python src/pipeline/client.py MODULE ARGS...`.
+"""Run a build step in a warm interpreter: `python src/pipeline/step.py MODULE ARGS...`.
 
 What `python -m MODULE ARGS...` does, without paying for the imports each time:
 the warm server (`pipeline.kernels`, one per user and environment) has imported
@@ -17,15 +17,16 @@ and the maths libraries read at start-up are part of its address). When there
 is none (the first build, `KZ_FORK_KERNELS=0`, not Linux), this starts one in
 the background (not with `--no-start`, used by the git filter) and runs `python
 -m MODULE ARGS...` itself, the normal way: the result is the same, only slower.
-Only the standard library is imported here (~50 ms to start, with the interpreter).
+Only a few standard modules are imported here (a step that does nothing takes ~40
+ms, the interpreter's start included); the Makefile runs it through `step.py`, so
+that this module's compiled bytecode is used.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import binascii
+import marshal
 import os
-import re
 import select
 import signal
 import socket
@@ -35,7 +36,12 @@ import sysconfig
 import time
 from collections.abc import Mapping
 
-PROTOCOL = 3
+try:  # hashlib's sha256 without importing hashlib (~3 ms a step)
+    from _sha256 import sha256  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - (Python 3.12 renamed the module)
+    from hashlib import sha256
+
+PROTOCOL = 4
 WARMING = "-warming"  # the name the server holds (bound, not listening) while it imports
 # (no pathlib, and subprocess only to start a server: every build step starts this file)
 HERE = os.path.dirname(os.path.realpath(__file__))
@@ -47,12 +53,42 @@ FLAGS = ["-Xfrozen_modules=off"]
 # what an interpreter and the preloaded libraries read from the environment when they
 # start or are imported: a caller with other values gets another server
 # (and KZ_WARM_SERVER, a name: a caller that sets one gets a server of its own, started
-# afresh, as `make verify` does for its re-execution)
-STARTUP_ENV = re.compile(
-    r"KZ_WARM_SERVER|PYTHON(?!PATH$).*|LANG|LANGUAGE|LC_.*|TZ|HOME|XDG_(CONFIG|CACHE)_HOME|MPL.*|MATPLOTLIBRC"
-    r"|.*_NUM_THREADS|OPENBLAS_.*|MKL_.*|JUPYTER_.*|IPYTHONDIR"
-    r"|PYDEVD?_.*|DEBUGPY_.*|GEVENT_.*|PYCHARM_.*|IDE_PROJECT_ROOTS|LIBRARY_ROOTS"  # debugpy
+# afresh, as `make verify` does for its re-execution). Plain string tests, not a
+# regular expression: `re` alone costs every step ~6 ms to import.
+STARTUP_NAMES = frozenset(
+    {"KZ_WARM_SERVER", "LANG", "LANGUAGE", "TZ", "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"}
+    | {"MATPLOTLIBRC", "IDE_PROJECT_ROOTS", "LIBRARY_ROOTS"}  # (the last two: debugpy)
 )
+STARTUP_PREFIXES = (
+    *("PYTHON", "LC_", "MPL", "OPENBLAS_", "MKL_", "JUPYTER_", "IPYTHON"),
+    *("PYDEV_", "PYDEVD_", "DEBUGPY_", "GEVENT_", "PYCHARM_"),  # debugpy
+)
+
+
+def startup_var(name: str) -> bool:
+    """Whether the environment variable `name` is read at start-up or import (above):
+    those names, those prefixes (but PYTHONPATH, see `_foreign_path`) and *_NUM_THREADS."""
+    return (
+        name in STARTUP_NAMES
+        or name.endswith("_NUM_THREADS")
+        or (name.startswith(STARTUP_PREFIXES) and name != "PYTHONPATH")
+    )
+
+
+def encode(message: dict) -> bytes:
+    """A message to the server as one line: marshal (the server is this interpreter:
+    the address says so), in base64. (json and its `re` would cost every step ~10 ms.)"""
+    return binascii.b2a_base64(marshal.dumps(message))
+
+
+def decode(line: bytes) -> object:
+    """The message `encode` made; ValueError if `line` is not one."""
+    try:
+        return marshal.loads(binascii.a2b_base64(line))
+    except (ValueError, EOFError, TypeError) as e:
+        raise ValueError(f"not a request: {e}") from None
+
+
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -74,7 +110,7 @@ def _foreign_path(env: Mapping[str, str] = os.environ) -> list[str]:
 def address(env: Mapping[str, str] = os.environ) -> str:
     """The server's abstract socket name: one per user, environment (this
     interpreter's site-packages folder, and its date, which changes with every
-    install), start-up settings (STARTUP_ENV, foreign PYTHONPATH entries, of
+    install), start-up settings (`startup_var`, foreign PYTHONPATH entries, of
     `env`) and server code (this file, pipeline/kernels.py and
     analysis/__init__.py, which the server imports, as this checkout has them)."""
     site = sysconfig.get_paths()["purelib"]
@@ -82,14 +118,14 @@ def address(env: Mapping[str, str] = os.environ) -> str:
         mtime = os.stat(site).st_mtime_ns
     except OSError:
         mtime = 0
-    code = hashlib.sha256()
+    code = sha256()
     for path in (f"{HERE}/client.py", f"{HERE}/kernels.py", f"{SRC}/analysis/__init__.py"):
         with open(path, "rb") as f:
             code.update(f.read())
-    startup = sorted((k, v) for k, v in env.items() if STARTUP_ENV.fullmatch(k))
+    startup = sorted((k, v) for k, v in env.items() if startup_var(k))
     key = [PROTOCOL, os.getuid(), os.path.realpath(site), mtime, code.hexdigest()]
     key += [startup, _foreign_path(env)]
-    return "\0kz-warm-" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+    return "\0kz-warm-" + sha256(repr(key).encode()).hexdigest()[:24]
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -218,22 +254,48 @@ class Forked:
         line = self.data.split(b"\n", 1)[0]
         return int(line.split()[1]) if line.startswith(b"exit ") else False
 
-    def own_status(self) -> int:
-        """After the server has gone: wait for the process to close its status pipe
-        (it does so when it exits) and return the code it wrote (1 if none: killed)."""
-        data = b""
-        while chunk := os.read(self.status_r, 64):
+    def own_status(self, data: bytes = b"") -> int | None:
+        """The code the process wrote to its status pipe just before it exited (as its
+        exit status: modulo 256), read until the end of that line; None if the pipe
+        closed without one (the process was killed, or died by a signal)."""
+        while b"\n" not in data and (chunk := os.read(self.status_r, 64)):
             data += chunk
-        return int(data) if data.strip().lstrip(b"-").isdigit() else 1
+        line = data.split(b"\n", 1)[0].strip()
+        return int(line) & 0xFF if line.lstrip(b"-").isdigit() else None
 
     def wait(self) -> int:
+        """The process's exit status. Its own status line is taken as soon as it is
+        written (the process has then flushed its streams and run its threads and
+        atexit handlers to their end: only its exit is left), without waiting for
+        the operating system to tear the process down and the server to reap it;
+        a process that ends without one (killed, a signal) gets the status the server
+        reports, or 1 if the server has gone too."""
         try:
-            said = self.server_says(None)
+            while True:
+                ready = select.select([self.status_r, self.conn.fileno()], [], [])[0]
+                if self.status_r in ready:
+                    data = os.read(self.status_r, 64)
+                    if data:
+                        code = self.own_status(data)
+                        if code is not None:
+                            return code
+                    break  # closed without a status line: what the server says
+                said = self.server_says(0)
+                if said is not None and said is not False:
+                    return int(said)
+                if said is False:  # the server has gone: the process's own line
+                    code = self.own_status()
+                    return 1 if code is None else code
+            try:
+                said = self.server_says(None)
+            except OSError:
+                said = False
+            return 1 if said is None or said is False else int(said)
         except OSError:  # the connection broke: as if the server had gone
-            said = False
-        code = self.own_status() if said is False or said is None else int(said)
-        self.close()
-        return code
+            code = self.own_status()
+            return 1 if code is None else code
+        finally:
+            self.close()
 
     def close(self) -> None:
         self.conn.close()
@@ -253,7 +315,7 @@ def fork(addr: str, request: dict, fds: list[int]) -> Forked:
     try:
         conn.settimeout(120)
         request = {**request, "ignored": ignored_signals()}
-        socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], [*fds, status_w])
+        socket.send_fds(conn, [encode(request)], [*fds, status_w])
         os.close(status_w)
         status_w = -1
         reply = b""
@@ -349,7 +411,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--no-start"]:  # use a running server, but do not start one
         start, argv = False, argv[1:]
     if not argv:
-        print("usage: python src/pipeline/client.py [--no-start] MODULE [ARGS...]", file=sys.stderr)
+        print("usage: python src/pipeline/step.py [--no-start] MODULE [ARGS...]", file=sys.stderr)
         return 2
     module, args = argv[0], argv[1:]
     try:
@@ -368,5 +430,16 @@ def main(argv: list[str]) -> int:
     return code
 
 
+def script() -> None:
+    """`python src/pipeline/step.py MODULE ARGS...` (or this file as a script)."""
+    status = main(sys.argv[1:])
+    try:  # the step has ended; this process holds nothing else: no interpreter teardown
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        status = status or 120
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    script()

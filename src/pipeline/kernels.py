@@ -91,6 +91,15 @@ from pipeline import client  # (nothing that needs a project root: the server ha
 PRELOAD_KERNEL = (
     "ipykernel.ipkernel",
     "ipykernel.debugger",  # debugpy (~0.1 s): imported by every kernel at start
+    # what the kernel's start imports (~25 ms a kernel); ipykernel.kernelapp itself,
+    # which reads JPY_PARENT_PID at import, is then forgotten: each kernel imports it
+    "ipykernel.kernelapp",
+    "IPython.core.completerlib",
+    "IPython.core.crashhandler",
+    "IPython.extensions.storemagic",
+    "sqlite3",
+    "faulthandler",
+    "tornado.platform.asyncio",
     "numpy",
     "pandas",
     "scipy.stats",
@@ -100,6 +109,10 @@ PRELOAD_KERNEL = (
     "matplotlib.backends.backend_agg",
     "seaborn",
     "PIL.Image",
+    # what saving and showing a figure imports (plots.save: SVG, IPython's SVG display)
+    "matplotlib.backends.backend_svg",
+    "xml.dom.minidom",
+    "pickletools",
 )
 # what the build steps import (papermill, nbconvert, the paper's markdown parser);
 # imported outside the kernel shell (tqdm, for one, picks its flavour at import)
@@ -195,7 +208,8 @@ class ForkedKernel:
         if client.alive(self.pid):
             time.sleep(timeout)
             return
-        self.returncode = forked.own_status()
+        code = forked.own_status()
+        self.returncode = 1 if code is None else code
         self.close()
 
     def poll(self) -> int | None:
@@ -401,13 +415,13 @@ def _preload() -> dict[str, Any]:
     for w in [*caught, *caught_steps]:
         print(f"warm server: warning while preloading: {w.message}", file=sys.stderr)
     _warm()
-    _forget(PROJECT)
+    _forget(PROJECT + NOT_SHARED)
     # a step gets what the steps' libraries set, a kernel what all of them set (its
     # notebook imports them all); never debugpy's variables in a step, whose
     # client would then compute another server's address
     steps = _env_changes(env_kernel)
     state["env"] = {
-        "module": {k: v for k, v in steps.items() if not client.STARTUP_ENV.fullmatch(k)},
+        "module": {k: v for k, v in steps.items() if not client.startup_var(k)},
         "kernel": _env_changes(env_before),
     }
     os.environ.clear()  # the server's own stays its caller's
@@ -448,7 +462,7 @@ MAX_REQUEST = 16 << 20  # bytes: a request is an environment and a command line
 
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """One request (a JSON object and its fds), read within 2 s (a stalled caller
+    """One request (a mapping, `client.encode`, and its fds), read within 2 s (a stalled caller
     does not hold the server up longer); ValueError if it is not one."""
     data, fds = b"", []
     conn.settimeout(2)
@@ -461,9 +475,9 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
             if not chunk or len(data) + len(chunk) > MAX_REQUEST:
                 raise ValueError("request cut short or too long")
             data += chunk
-        request = json.loads(data)
+        request = client.decode(data)
         if not isinstance(request, dict):
-            raise ValueError("a request is a JSON object")
+            raise ValueError("a request is a mapping (client.encode)")
         return request, fds
     except BaseException:
         for fd in fds:
@@ -833,7 +847,7 @@ def stop(addr: str | None = None) -> bool:
     except OSError:
         return False
     try:
-        socket.send_fds(conn, [json.dumps({"kind": "stop"}).encode() + b"\n"], [])
+        socket.send_fds(conn, [client.encode({"kind": "stop"})], [])
         conn.recv(64)
         return True
     except OSError:

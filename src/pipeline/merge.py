@@ -15,14 +15,28 @@ from analysis.results import dumps, load
 from pipeline.cli import entry
 
 
-def merge(files: list[Path], out: Path = paths.BUILD_OUT / "results.json") -> dict:
-    """Merge per-notebook registries; a key recorded by two notebooks is an error."""
+class DuplicateResult(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def combine(files: list[Path]) -> dict:
+    """The per-notebook registries as one; a key recorded by two notebooks is an error
+    (the paper stage publishes this as reports/results.json)."""
     merged: dict[str, dict] = {}
     for f in sorted(files):
         for k, v in load(f).items():
             if k in merged:
-                raise KeyError(f"result {k!r} recorded by {merged[k]['notebook']} and {f}")
+                raise DuplicateResult(
+                    f"result {k!r} recorded by {merged[k]['notebook']} and {paths.rel(Path(f))}"
+                )
             merged[k] = v
+    return merged
+
+
+def merge(files: list[Path], out: Path = paths.BUILD_OUT / "results.json") -> dict:
+    """Merge per-notebook registries into `out`."""
+    merged = combine(files)
     # always rewritten: make compares its date with the per-notebook files
     write_atomic(out, dumps(merged).encode("utf-8"))
     return merged
