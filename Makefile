@@ -315,7 +315,7 @@ reports/paper.html: paper/paper.md $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) 
   $(ENVSNAP) data/raw/datapackage.json requirements.lock \
   $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) | $(BYTECODE)
 	@$(STEP) pipeline.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \
-	  $(notdir $(basename $(EXECUTED)))
+	  $(notdir $(basename $(EXECUTED))) --results $(RESULT_FILES)
 
 ## verify: re-execute every notebook in a scratch folder and check every result and figure
 .PHONY: verify

@@ -411,6 +411,70 @@ def test_a_step_keeps_its_status_when_the_server_dies(tmp_path: Path):
     assert p.wait(timeout=60) == 0
 
 
+def test_a_step_ends_as_python_m_would_with_what_it_leaves_and_forks(tmp_path: Path):
+    """The caller returns once the step's own status line is written, yet the step
+    still ends as `python -m` would: a process it leaves running in the background
+    keeps running (the server is told, and does not kill the step's group), and a
+    process it forks that ends through the same code never speaks for the step."""
+    ready()
+    code = (
+        "import os, subprocess, sys, time\n"
+        "quiet = {'stdout': subprocess.DEVNULL, 'stderr': subprocess.DEVNULL}\n"
+        "print(subprocess.Popen(['sleep', '30'], **quiet).pid, flush=True)\n"
+        "if os.fork() == 0:\n    sys.exit(0)  # (a forked process, ending at once)\n"
+        "time.sleep(0.5)\nsys.exit(7)\n"
+    )
+    r = step(probe_env(tmp_path, code), tmp_path)
+    assert r.returncode == 7, r.stderr
+    left = int(r.stdout.split()[0])
+    try:
+        time.sleep(0.5)  # (the server has reaped the step by now)
+        assert client.alive(left), "the step's background process was killed"
+    finally:
+        os.kill(left, signal.SIGKILL)
+
+
+def test_the_step_launcher_needs_no_script_folder_on_sys_path(tmp_path: Path):
+    """`python src/pipeline/step.py` (the Makefile's) finds client.py also under
+    PYTHONSAFEPATH, which leaves the script's folder off sys.path."""
+    env = probe_env(tmp_path, "print('ran')\n", {"PYTHONSAFEPATH": "1"})
+    r = subprocess.run(
+        [sys.executable, str(CLIENT.parent / "step.py"), "--no-start", "kzstep"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr
+
+
+@pytest.mark.parametrize("forked", [True, False])
+def test_the_runners_kill_ends_what_the_notebook_started(tmp_path: Path, forked: bool):
+    """The runner ends a kernel as jupyter_client does, by its process group: a
+    process the notebook started does not outlive the run (forked kernel or not)."""
+    from pipeline import run as run_mod
+
+    if forked:
+        ready()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import subprocess\nprint(subprocess.Popen(['sleep', '60']).pid)")
+    ]
+    nb.metadata["kernelspec"] = {"name": paths.KERNEL_NAME, "language": "python"}
+    src, out = tmp_path / "k.ipynb", tmp_path / "k.out.ipynb"
+    nbformat.write(nb, src)
+    km = kernels.manager(forked, kernel_name=paths.KERNEL_NAME)
+    pm.execute_notebook(
+        str(src), str(out), kernel_name=paths.KERNEL_NAME, progress_bar=False, km=km
+    )  # fmt: skip
+    assert isinstance(km.provisioner.process, kernels.ForkedKernel) == forked
+    child = int(nbformat.read(out, as_version=4).cells[0].outputs[0]["text"])
+    assert client.alive(child)
+    run_mod._kill(km)
+    km.cleanup_resources()
+    deadline = time.monotonic() + 5
+    while client.alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not client.alive(child), "a process the notebook started outlived its kernel"
+
+
 def test_a_step_that_closes_its_stdout_exits_cleanly(tmp_path: Path):
     """As at an interpreter's exit: a stream the step closed itself is not flushed
     (nbstripout, the git filter, closes stdout through its own wrapper)."""

@@ -322,6 +322,17 @@ def test_cli_writes_nothing_on_failure(tmp_path: Path):
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "missing.md" in r.stderr
     assert not out.exists()
+    # a notebook that saved no results (make passes every analysis's results file)
+    fixture_md = tmp_path / "fixture.md"
+    fixture_md.write_text("---\ntitle: Fixture\n---\n\nNo numbers.\n")
+    gone = tmp_path / "build" / "results" / "02_x.json"
+    r = run_module(
+        "pipeline.paper", "--source", str(fixture_md), "--build", str(tmp_path / "build"),
+        "--out", str(out), "--results", str(gone),
+    )  # fmt: skip
+    assert r.returncode == 1 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "02_x.json: missing (its notebook saved no results)" in r.stderr
+    assert not out.exists()
     src = "---\ntitle: Fixture\n---\n\nThere are {num}`fx_nope` things.\n"
     with pytest.raises(paper_mod.PaperError, match=r"line 5.*'fx_nope'|'fx_nope'.*line 5"):
         paper_mod.render(

@@ -477,7 +477,7 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
             data += chunk
         request = client.decode(data)
         if not isinstance(request, dict):
-            raise ValueError("a request is a mapping (client.encode)")
+            raise ValueError("a request is a dict (client.encode)")
         return request, fds
     except BaseException:
         for fd in fds:
@@ -556,6 +556,7 @@ def _child(
     before it exits, for its caller to read if the server has gone."""
     code = 1
     interrupted = False
+    me = os.getpid()  # (a process the step forks inherits the status pipe, and this code)
     *streams, status = fds
     try:
         os.setsid()
@@ -665,10 +666,12 @@ def _child(
         if interrupted:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)
-        try:
-            os.write(status, f"{code}\n".encode())
-        except OSError:
-            pass
+        code = code & 0xFF if isinstance(code, int) else 1  # (what exit() makes of it)
+        if os.getpid() == me:  # the step's own end, never that of a process it forked
+            try:
+                os.write(status, f"{code}\n".encode())
+            except OSError:
+                pass
         os._exit(code)
 
 
@@ -681,6 +684,8 @@ class Server:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.children: dict[int, socket.socket] = {}  # pid -> its caller's connection
         self.orphans: dict[int, socket.socket] = {}  # caller gone: killed, to be reaped
+        # ended (its caller read its status line and said so): reaped, never killed
+        self.released: dict[int, socket.socket] = {}
         self.preloaded: dict[str, Any] = {}
         self.base_path: tuple[list[str], list[str]] = ([], [])
         self.stopping = False
@@ -720,7 +725,7 @@ class Server:
         last = checked = time.monotonic()
         while True:
             now = time.monotonic()
-            if self.children or self.orphans:
+            if self.children or self.orphans or self.released:
                 last = now
             elif self.stopping or now - last > IDLE:
                 break
@@ -750,7 +755,18 @@ class Server:
                         self.accept()
                 elif isinstance(sock, socket.socket):
                     gone = next((p for p, c in self.children.items() if c is sock), None)
-                    if gone is not None and not sock.recv(256):
+                    if gone is None:
+                        continue
+                    try:
+                        said = sock.recv(256)
+                    except OSError:
+                        said = b""
+                    if said.startswith(client.RELEASED):
+                        # its caller has its exit status (the status line): the step is
+                        # ending; whatever it leaves running in its group is left, as
+                        # after `python -m`
+                        self.released[gone] = self.children.pop(gone)
+                    elif not said:
                         self.drop(gone)  # its caller has gone: kill it, as its parent would
         return 0
 
@@ -772,7 +788,11 @@ class Server:
                 return
             if pid == 0:
                 return
-            conn = self.children.pop(pid, None) or self.orphans.pop(pid, None)
+            conn = (
+                self.children.pop(pid, None)
+                or self.orphans.pop(pid, None)
+                or self.released.pop(pid, None)
+            )
             if conn is not None:
                 try:
                     conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())

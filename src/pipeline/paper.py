@@ -936,6 +936,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stamps", type=Path, default=paths.BUILD / "params")
     ap.add_argument("--out", type=Path, default=paths.REPORTS / "paper.html")
     ap.add_argument("notebooks", nargs="*", help="the stages whose outputs the paper uses")
+    ap.add_argument(
+        "--results",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="the per-notebook results files, each of which must exist (make gives them); "
+        "default: those the stages have",
+    )
     a = ap.parse_args(argv)
     notebooks = a.notebooks or sorted(p.stem for p in (a.build / "notebooks").glob("*.ipynb"))
     try:
@@ -947,9 +955,16 @@ def main(argv: list[str] | None = None) -> int:
         provenance = check_fingerprints(a.build, notebooks)
         # the notebooks' results merged here (what `make results` writes to
         # .build/out/results.json; the paper does not wait for that step)
-        registries = [a.build / "results" / f"{name}.json" for name in notebooks]
+        if a.results is None:
+            registries = [a.build / "results" / f"{name}.json" for name in notebooks]
+            registries = [f for f in registries if f.exists()]
+        else:  # (every analysis must have saved its results: Registry.save)
+            registries = a.results
+            missing = [paths.rel(f) for f in registries if not f.is_file()]
+            if missing:
+                raise PaperError(f"{missing[0]}: missing (its notebook saved no results)")
         try:
-            results = merge.combine([f for f in registries if f.exists()])
+            results = merge.combine(registries)
         except merge.DuplicateResult as e:
             raise PaperError(str(e)) from None
         params_used = load_params_used(a.stamps)

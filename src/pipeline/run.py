@@ -139,10 +139,18 @@ def _failure_message(notebook: Path, nb: dict | None, err: Exception) -> str:
 
 
 def _kill(km) -> None:
-    """End the kernel process at once (SIGKILL), without jupyter_client's event loop."""
-    proc = km.provisioner.process if km.provisioner else None
+    """End the kernel at once, as jupyter_client's provisioner kills it (SIGKILL to its
+    process group: what the notebook started goes too), without its event loop."""
+    prov = km.provisioner
+    proc = prov.process if prov else None
     if proc is not None and proc.poll() is None:
-        proc.kill()
+        pgid = getattr(prov, "pgid", None)  # (its own session: never this process's group)
+        try:
+            if not pgid or pgid == os.getpgrp():
+                raise OSError
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            proc.kill()
         proc.wait(timeout=10)
 
 
@@ -299,8 +307,8 @@ def page(executed: Path) -> None:
 
     try:
         report.export(executed, executed.with_suffix(".html"))
-    except Exception:  # noqa: BLE001, S110 - the page step makes it, or names the error
-        pass
+    except (Exception, KeyboardInterrupt):  # noqa: BLE001, S110 - the page step makes it
+        pass  # (or names the error; a Ctrl-C here keeps the notebook its run published)
 
 
 class Announcer(threading.Thread):

@@ -6,6 +6,11 @@ as a module, from the bytecode the build compiled (src/pipeline/__pycache__): ~5
 less a step than running client.py itself as the script.
 """
 
-import client  # type: ignore[import-not-found]  # (this folder is first on sys.path)
+import os
+import sys
+
+# this folder: first on sys.path for a script, except under PYTHONSAFEPATH (-P)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import client  # type: ignore[import-not-found]  # noqa: E402
 
 client.script()
