@@ -67,8 +67,9 @@ def with_intervals(
     hi: list[float] = []
     cnt: list = []  # ints and pd.NA
     note: list[str] = []
-    for _, r in out.iterrows():
-        sampling = sv.loc[r["survey_id"], "sampling_class"]
+    sampling_of = sv["sampling_class"].to_dict()
+    for r in out.to_dict("records"):  # (plain dicts: iterrows builds a Series a row)
+        sampling = sampling_of[r["survey_id"]]
         if any(str(r["question_id"]).startswith(q) for q in no_interval_questions):
             why = "not a share of respondents (an index or a mean)"
         elif sampling != INTERVAL_SAMPLING:
