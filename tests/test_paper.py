@@ -774,3 +774,19 @@ def test_notebook_pages_give_figures_their_alt_text(
     ]
     assert "No description" not in body and "\x1b" not in body
     assert len(calls) == 2 and "\x1b" in calls[0] and "raw" in calls[1]
+
+
+@pytest.mark.parametrize("dirty", [True, False])
+def test_the_paper_says_when_it_was_built_from_uncommitted_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dirty: bool
+):
+    """The visible line and the generator metadata both name the commit, and both say
+    so when the working tree had changes (the git state is a fixture)."""
+    git = {"commit": "f" * 40, "short": "f" * 10, "date": "2026-01-01", "dirty": dirty}
+    monkeypatch.setenv("KZ_GIT_INFO", json.dumps(git))
+    soup = fixture_soup(tmp_path)
+    meta = soup.find("meta", attrs={"name": "generator"})["content"]
+    line = soup.select_one("header p.meta").get_text()
+    assert meta.startswith("kz-civil-society compendium, commit " + "f" * 40)
+    assert ("with uncommitted changes" in meta) == dirty
+    assert ("(with uncommitted changes)" in line) == dirty and "f" * 10 in line

@@ -800,7 +800,8 @@ def page(meta: dict, body: str, toc: list[tuple[str, str]], paper: Paper) -> str
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         + (f'<meta name="description" content="{esc(desc)}">\n' if desc else "")
         + f'<meta name="generator" content="kz-civil-society compendium, commit '
-        f'{esc(git["commit"])}">\n<title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n'
+        f'{esc(git["commit"])}{" with uncommitted changes" if git["dirty"] else ""}">\n'
+        f"<title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n"
         f'<body>\n<main>\n<article>\n<header>\n<h1>{title}</h1>\n<p class="meta">'
         + (f"{esc(desc)} " if desc else "")
         + f"{built}</p>\n</header>\n"
