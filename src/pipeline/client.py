@@ -260,14 +260,19 @@ class Forked:
         line = self.data.split(b"\n", 1)[0]
         return int(line.split()[1]) if line.startswith(b"exit ") else False
 
-    def own_status(self, data: bytes = b"") -> int | None:
+    def status_line(self, data: bytes = b"") -> int | None:
         """The code the process wrote to its status pipe just before it exited (as its
-        exit status: modulo 256), read until the end of that line; None if the pipe
-        closed without one (the process was killed, or died by a signal)."""
+        exit status: modulo 256), read until the end of that line (after `data`, read
+        already); None if the pipe closed without one (killed, or died by a signal)."""
         while b"\n" not in data and (chunk := os.read(self.status_r, 64)):
             data += chunk
         line = data.split(b"\n", 1)[0].strip()
         return int(line) & 0xFF if line.lstrip(b"-").isdigit() else None
+
+    def own_status(self) -> int:
+        """After the server has gone: the process's own status line (1 if none: killed)."""
+        code = self.status_line()
+        return 1 if code is None else code
 
     def wait(self) -> int:
         """The process's exit status. Its own status line is taken as soon as it is
@@ -280,30 +285,26 @@ class Forked:
             while True:
                 ready = select.select([self.status_r, self.conn.fileno()], [], [])[0]
                 if self.status_r in ready:
-                    data = os.read(self.status_r, 64)
-                    if data:
-                        code = self.own_status(data)
-                        if code is not None:
-                            try:  # (so that closing the connection does not kill its group)
-                                self.conn.sendall(RELEASED)
-                            except OSError:
-                                pass
-                            return code
-                    break  # closed without a status line: what the server says
+                    code = self.status_line(os.read(self.status_r, 64))
+                    if code is None:
+                        break  # closed without a status line: what the server says
+                    try:  # (so that closing the connection does not kill its group)
+                        self.conn.sendall(RELEASED)
+                    except OSError:
+                        pass
+                    return code
                 said = self.server_says(0)
-                if said is not None and said is not False:
-                    return int(said)
                 if said is False:  # the server has gone: the process's own line
-                    code = self.own_status()
-                    return 1 if code is None else code
+                    return self.own_status()
+                if said is not None:
+                    return int(said)
             try:
                 said = self.server_says(None)
             except OSError:
                 said = False
             return 1 if said is None or said is False else int(said)
         except OSError:  # the connection broke: as if the server had gone
-            code = self.own_status()
-            return 1 if code is None else code
+            return self.own_status()
         finally:
             self.close()
 

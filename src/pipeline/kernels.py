@@ -208,8 +208,7 @@ class ForkedKernel:
         if client.alive(self.pid):
             time.sleep(timeout)
             return
-        code = forked.own_status()
-        self.returncode = 1 if code is None else code
+        self.returncode = forked.own_status()
         self.close()
 
     def poll(self) -> int | None:

@@ -146,10 +146,11 @@ def _kill(km) -> None:
     if proc is not None and proc.poll() is None:
         pgid = getattr(prov, "pgid", None)  # (its own session: never this process's group)
         try:
-            if not pgid or pgid == os.getpgrp():
-                raise OSError
-            os.killpg(pgid, signal.SIGKILL)
-        except OSError:
+            if pgid and pgid != os.getpgrp():
+                os.killpg(pgid, signal.SIGKILL)
+            else:
+                proc.kill()
+        except OSError:  # (the group gone already, or not ours to signal)
             proc.kill()
         proc.wait(timeout=10)
 
