@@ -20,6 +20,13 @@ PY = sys.executable
 # the warm server (pipeline.kernels) the tests' builds share exits two minutes
 # after the last one, unless one was running already; the session stops it
 os.environ.setdefault("KZ_FORK_IDLE", "120")
+# a relative PYTHONPATH entry (`PYTHONPATH=src pytest`) names another folder in every
+# working directory a test's steps and kernels run in, so another warm server
+# (pipeline.client._foreign_path): the tests' processes get it as an absolute path
+if os.environ.get("PYTHONPATH"):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p
+    )
 FIXTURE_PARAMS = ROOT / "tests" / "fixtures" / "params.yaml"
 
 

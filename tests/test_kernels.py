@@ -490,9 +490,9 @@ def test_a_step_that_closes_its_stdout_exits_cleanly(tmp_path: Path):
 
 def test_the_start_up_variables_are_those_read_at_start_up_or_import():
     """The names that give a caller another server (client.startup_var): what Python,
-    the locale, matplotlib, the maths libraries, Jupyter, IPython and debugpy read at
-    start or import; never PYTHONPATH (its foreign entries count, `_foreign_path`), nor
-    a build's own variables."""
+    the locale, matplotlib, the maths and data libraries, Jupyter, IPython and debugpy
+    read (or pandera sets) at start or import; never PYTHONPATH (its foreign entries
+    count, `_foreign_path`), nor a build's own variables."""
     read = [
         "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATHX", "LANG", "LANGUAGE",
         "LC_ALL", "LC_NUMERIC", "TZ", "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
@@ -501,6 +501,13 @@ def test_the_start_up_variables_are_those_read_at_start_up_or_import():
         "IPYTHONDIR", "IPYTHON_SUPPRESS_CONFIG_ERRORS", "PYDEVD_USE_FRAME_EVAL",
         "PYDEV_DEBUG", "DEBUGPY_LOG_DIR", "GEVENT_SUPPORT", "PYCHARM_HOSTED",
         "IDE_PROJECT_ROOTS", "LIBRARY_ROOTS", "KZ_WARM_SERVER",
+        # pandera sets these at import unless set (a forked kernel missed them when
+        # its server's starter had them and its caller had not)
+        "SPARK_LOCAL_IP", "PYARROW_IGNORE_TIMEZONE", "PANDERA_VALIDATION_DEPTH",
+        "PANDAS_COPY_ON_WRITE", "NPY_PROMOTION_STATE", "NUMPY_MADVISE_HUGEPAGE",
+        "SCIPY_ARRAY_API", "PILLOW_BLOCK_SIZE", "PATSY_FORCE_NO_WARNINGS",
+        "WRAPT_DISABLE_EXTENSIONS", "PYDANTIC_DISABLE_PLUGINS", "SM_FORMULA_ENGINE",
+        "NBFORMAT_VALIDATOR", "PYPARSINGENABLEALLWARNINGS",
     ]  # fmt: skip
     not_read = [
         "PYTHONPATH", "PATH", "KZ_COMPENDIUM_ROOT", "KZ_OUTPUT_DIR", "KZ_FORK_IDLE",
@@ -508,6 +515,22 @@ def test_the_start_up_variables_are_those_read_at_start_up_or_import():
     ]  # fmt: skip
     assert [n for n in read if not client.startup_var(n)] == []
     assert [n for n in not_read if client.startup_var(n)] == []
+
+
+def test_a_relative_pythonpath_entry_is_the_folder_it_names_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`PYTHONPATH=src`: the project's src/ from the project's root (the server's own
+    code, no other server), a foreign folder from elsewhere (a kernel runs in its
+    notebook's folder), and the server started for it gets that folder, not the
+    relative name (which it would resolve from its own working directory, /)."""
+    src = Path(client.SRC)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    monkeypatch.chdir(src.parent)
+    assert client.address({**env, "PYTHONPATH": "src"}) == client.address(env)
+    monkeypatch.chdir(tmp_path)
+    assert client._foreign_path({"PYTHONPATH": "src"}) == [str(tmp_path / "src")]
+    assert client.address({**env, "PYTHONPATH": "src"}) != client.address(env)
 
 
 def test_a_named_server_is_one_of_its_own():

@@ -56,10 +56,18 @@ FLAGS = ["-Xfrozen_modules=off"]
 STARTUP_NAMES = frozenset(
     {"KZ_WARM_SERVER", "LANG", "LANGUAGE", "TZ", "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"}
     | {"MATPLOTLIBRC", "IDE_PROJECT_ROOTS", "LIBRARY_ROOTS"}  # (the last two: debugpy)
+    # pandera sets these two at import unless they are set: a server started by a
+    # caller that had them would fork children without them for a caller that has not
+    | {"SPARK_LOCAL_IP", "PYARROW_IGNORE_TIMEZONE", "DISABLE_PANDERA_IMPORT_WARNING"}
+    | {"SILENCE_WARNING_PYDANTIC_MODEL", "PYPARSINGENABLEALLWARNINGS", "SM_FORMULA_ENGINE"}
+    | {"NBFORMAT_VALIDATOR"}
 )
 STARTUP_PREFIXES = (
     *("PYTHON", "LC_", "MPL", "OPENBLAS_", "MKL_", "JUPYTER_", "IPYTHON"),
     *("PYDEV_", "PYDEVD_", "DEBUGPY_", "GEVENT_", "PYCHARM_"),  # debugpy
+    # the preloaded libraries' own settings, read when they are imported
+    *("NPY_", "NUMPY_", "PANDAS_", "SCIPY_", "PILLOW_", "PANDERA_", "PATSY_"),
+    *("WRAPT_", "PYDANTIC_", "TYPEGUARD_"),
 )
 
 
@@ -108,8 +116,10 @@ def enabled() -> bool:
 
 def _foreign_path(env: Mapping[str, str] = os.environ) -> list[str]:
     """PYTHONPATH entries other than a checkout's src/ (which holds only the project's
-    code, imported afresh by every child): they could shadow a preloaded library."""
-    entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    code, imported afresh by every child): they could shadow a preloaded library.
+    A relative entry is the folder it names from this process's working directory,
+    as Python's start-up resolves it (a kernel's is its notebook's folder)."""
+    entries = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     return [p for p in entries if not os.path.isfile(os.path.join(p, "pipeline", "client.py"))]
 
 
