@@ -349,6 +349,28 @@ def test_a_second_build_is_refused_while_one_runs(built: Path):
     assert make(built, "report").returncode == 0  # a dead owner's lock is taken over
 
 
+def test_ctrl_c_while_an_entry_point_imports_is_one_line(tmp_path: Path):
+    """Ctrl-C while `python -m pipeline.run` still imports its libraries (~0.5 s on a
+    cold start, before its main runs): one line and status 130, not an import's
+    traceback. (After the imports, its main's own line: the test below.)"""
+    root = copy_project(tmp_path / "project")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.run", "notebooks/04_survey.ipynb"],
+        cwd=root,
+        env={**os.environ, "KZ_COMPENDIUM_ROOT": str(root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(0.15)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert err == "[run] interrupted while starting: nothing published\n", err
+    assert not (root / "scratch").exists()
+
+
 @pytest.mark.notebook
 def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
     os.utime(built / ".build/out/notebooks/04_survey.ipynb", ns=(0, 0))  # force a rerun

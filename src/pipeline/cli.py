@@ -23,6 +23,9 @@ def entry(main: Callable[..., int]) -> Callable[..., int]:
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
         prog = main.__module__.removeprefix("analysis.")
+        import pipeline
+
+        pipeline.started()  # (Ctrl-C while it imported: pipeline/__init__.py)
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:

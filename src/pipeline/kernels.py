@@ -876,6 +876,9 @@ def stop(addr: str | None = None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import pipeline
+
+    pipeline.started()
     ap = argparse.ArgumentParser(prog="python -m pipeline.kernels", description=__doc__)
     ap.add_argument("--serve", action="store_true", help="run the warm server")
     ap.add_argument("--stop", action="store_true", help="ask the warm server to exit")
