@@ -23,11 +23,6 @@ os.environ.setdefault("KZ_FORK_IDLE", "120")
 # a relative PYTHONPATH entry (`PYTHONPATH=src pytest`) names another folder in every
 # working directory a test's steps and kernels run in, so another warm server
 # (pipeline.client._foreign_path): the tests' processes get it as an absolute path
-# pandera sets two variables at import unless they are set (SPARK_LOCAL_IP,
-# PYARROW_IGNORE_TIMEZONE), which name another warm server (client.startup_var): a
-# worker imports it before any test does, so all its builds share one server
-import pandera.pandas  # noqa: E402, F401
-
 if os.environ.get("PYTHONPATH"):
     os.environ["PYTHONPATH"] = os.pathsep.join(
         os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p

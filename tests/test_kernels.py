@@ -27,6 +27,7 @@ from analysis import paths
 from pipeline import client, kernels
 
 CLIENT = Path(client.__file__)
+PY = sys.executable
 
 FIRST = """\
 import os, sys
@@ -60,7 +61,8 @@ import numpy, scipy.stats, statsmodels.api, seaborn, PIL.Image, pandera.pandas  
 state.update(cwd=os.getcwd(), mark=os.environ.get("KZ_TEST_MARK"), value=value,
              main=sys.modules["__main__"].__dict__ is globals(), path=sys.path,
              env=sorted(os.environ), filters=sorted(set(map(repr, warnings.filters))),
-             hook=sys.breakpointhook.__qualname__)
+             hook=sys.breakpointhook.__qualname__,
+             excepthook=sys.excepthook is sys.__excepthook__)
 print(json.dumps(state))
 """
 
@@ -149,6 +151,7 @@ def test_forked_kernels_are_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ]
     # the warnings filters the libraries install at import, and debugpy's breakpoint hook
     assert (normal["filters"], normal["hook"]) == (second["filters"], second["hook"])
+    assert normal["excepthook"] == second["excepthook"]  # (not the server's: pipeline's)
     assert len(second["filters"]) > 10
 
 
@@ -391,20 +394,37 @@ def test_the_server_survives_a_bad_request_and_refuses_other_users(
 
 def test_a_step_keeps_its_status_when_the_server_dies(tmp_path: Path):
     """The exit status also travels through the step's own status pipe: a server
-    killed mid-step does not turn a successful step into a failed one."""
-    env = probe_env(
-        tmp_path,
-        "import os, sys, time\nprint(os.getppid(), flush=True)\ntime.sleep(3)\nsys.exit(0)\n",
-        {"KZ_WARM_SERVER": f"test-{tmp_path.name}", "KZ_FORK_IDLE": "30"},  # one of its own
-    )
+    killed mid-step does not turn a successful step into a failed one.
+
+    Before, on this server of its own, started by a caller that had SPARK_LOCAL_IP
+    (as a process that imported pandera has): what pandera sets at import unless it
+    is set, a forked step gets as a fresh process importing it would."""
+    own = {"KZ_WARM_SERVER": f"test-{tmp_path.name}", "KZ_FORK_IDLE": "30"}
+    code = "import os, pandera.pandas\nprint(os.getppid(), os.environ.get('SPARK_LOCAL_IP'))\n"
+    env = {k: v for k, v in probe_env(tmp_path, code, own).items() if k != "SPARK_LOCAL_IP"}
     wait_ready = (
         "import time\nfrom pipeline import client\na = client.address()\n"
         "client.ensure_server(a)\nt = time.monotonic() + 120\n"
         "while not client.listening(a) and time.monotonic() < t: time.sleep(0.05)\n"
         "print(client.listening(a))"
     )
-    r = subprocess.run([sys.executable, "-c", wait_ready], env=env, capture_output=True, text=True)
+    starter = {**env, "SPARK_LOCAL_IP": "10.9.9.9"}
+    r = subprocess.run([PY, "-c", wait_ready], env=starter, capture_output=True, text=True)
     assert r.stdout.strip() == "True", r.stderr
+    fresh = subprocess.run([PY, "-m", "kzstep"], env=env, capture_output=True, text=True)
+    assert fresh.returncode == 0 and fresh.stdout.split()[1] != "None", fresh.stderr
+    servers = set()
+    for given, expected in ((None, fresh.stdout.split()[1]), ("10.1.2.3", "10.1.2.3")):
+        r = step(env if given is None else {**env, "SPARK_LOCAL_IP": given}, tmp_path)
+        assert r.stdout.split()[1:] == [expected], r.stderr
+        servers.add(int(r.stdout.split()[0]))
+    assert len(servers) == 1 and os.getpid() not in servers  # (both forked by it)
+
+    env = probe_env(
+        tmp_path,
+        "import os, sys, time\nprint(os.getppid(), flush=True)\ntime.sleep(1)\nsys.exit(0)\n",
+        own,
+    )
     p = subprocess.Popen(
         [sys.executable, str(CLIENT), "kzstep"], cwd=tmp_path, env=env, stdout=subprocess.PIPE
     )
@@ -491,8 +511,9 @@ def test_a_step_that_closes_its_stdout_exits_cleanly(tmp_path: Path):
 def test_the_start_up_variables_are_those_read_at_start_up_or_import():
     """The names that give a caller another server (client.startup_var): what Python,
     the locale, matplotlib, the maths and data libraries, Jupyter, IPython and debugpy
-    read (or pandera sets) at start or import; never PYTHONPATH (its foreign entries
-    count, `_foreign_path`), nor a build's own variables."""
+    read at start or import and keep; never PYTHONPATH (its foreign entries
+    count, `_foreign_path`), nor a build's own variables, nor what an import sets
+    unless it is set (kernels.SET_UNLESS_SET: a child gets it unless its caller has it)."""
     read = [
         "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATHX", "LANG", "LANGUAGE",
         "LC_ALL", "LC_NUMERIC", "TZ", "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
@@ -501,9 +522,7 @@ def test_the_start_up_variables_are_those_read_at_start_up_or_import():
         "IPYTHONDIR", "IPYTHON_SUPPRESS_CONFIG_ERRORS", "PYDEVD_USE_FRAME_EVAL",
         "PYDEV_DEBUG", "DEBUGPY_LOG_DIR", "GEVENT_SUPPORT", "PYCHARM_HOSTED",
         "IDE_PROJECT_ROOTS", "LIBRARY_ROOTS", "KZ_WARM_SERVER",
-        # pandera sets these at import unless set (a forked kernel missed them when
-        # its server's starter had them and its caller had not)
-        "SPARK_LOCAL_IP", "PYARROW_IGNORE_TIMEZONE", "PANDERA_VALIDATION_DEPTH",
+        "PANDERA_VALIDATION_DEPTH", "XDG_DATA_HOME", "PYZMQ_BACKEND", "TORNADO_EXTENSION",
         "PANDAS_COPY_ON_WRITE", "NPY_PROMOTION_STATE", "NUMPY_MADVISE_HUGEPAGE",
         "SCIPY_ARRAY_API", "PILLOW_BLOCK_SIZE", "PATSY_FORCE_NO_WARNINGS",
         "WRAPT_DISABLE_EXTENSIONS", "PYDANTIC_DISABLE_PLUGINS", "SM_FORMULA_ENGINE",
@@ -511,7 +530,8 @@ def test_the_start_up_variables_are_those_read_at_start_up_or_import():
     ]  # fmt: skip
     not_read = [
         "PYTHONPATH", "PATH", "KZ_COMPENDIUM_ROOT", "KZ_OUTPUT_DIR", "KZ_FORK_IDLE",
-        "XDG_DATA_HOME", "LANGX", "TZDIR", "PYDEVX", "MY_THREADS", "HOMEDIR", "USER",
+        "SPARK_LOCAL_IP", "PYARROW_IGNORE_TIMEZONE", "LANGX", "TZDIR", "PYDEVX",
+        "MY_THREADS", "HOMEDIR", "USER",
     ]  # fmt: skip
     assert [n for n in read if not client.startup_var(n)] == []
     assert [n for n in not_read if client.startup_var(n)] == []
@@ -531,6 +551,8 @@ def test_a_relative_pythonpath_entry_is_the_folder_it_names_from_the_working_dir
     monkeypatch.chdir(tmp_path)
     assert client._foreign_path({"PYTHONPATH": "src"}) == [str(tmp_path / "src")]
     assert client.address({**env, "PYTHONPATH": "src"}) != client.address(env)
+    # (a kernel's address is computed for its own folder: `cwd`, not this process's)
+    assert client.address({**env, "PYTHONPATH": "src"}, cwd=str(src.parent)) == client.address(env)
 
 
 def test_a_named_server_is_one_of_its_own():
@@ -558,9 +580,11 @@ def test_the_server_stays_and_gives_kernels_what_their_imports_set(tmp_path: Pat
     second = step(env, tmp_path)
     assert first.returncode == second.returncode == 0
     assert int(first.stdout) == int(second.stdout) != os.getpid()  # the same server
-    # a step's breakpoint() is Python's own, not debugpy's (which a kernel has)
-    code = "import sys\nprint(sys.breakpointhook is sys.__breakpointhook__)\n"
-    assert step(probe_env(tmp_path, code), tmp_path).stdout.strip() == "True"
+    # a step's breakpoint() is Python's own, not debugpy's (which a kernel has), and
+    # so is its excepthook (not the one the server's own `python -m pipeline` set)
+    code = "import sys\nprint(sys.breakpointhook is sys.__breakpointhook__, "
+    code += "sys.excepthook is sys.__excepthook__)\n"
+    assert step(probe_env(tmp_path, code), tmp_path).stdout.strip() == "True True"
     assert "PYDEVD_USE_FRAME_EVAL" not in os.environ  # (not set by the tests themselves)
     work = tmp_path / "nb"
     work.mkdir()

@@ -16,43 +16,40 @@ Researchers do not import this package; notebooks use `analysis` only.
 - `scratch`, `cli`: scratch copies of the project; one-line errors for every entry point
 """
 
-import signal as _signal
 import sys as _sys
 
 
-def _interrupted_while_starting(signum: int, frame: object) -> None:
-    """Ctrl-C while an entry point imports its libraries (before `cli.entry` takes
-    over): one line, as `entry` prints, instead of the traceback of an import."""
-    import os
-
-    argv = _sys.argv[:1]
-    if argv == ["-m"]:  # (the module's name, from the command line)
-        orig = getattr(_sys, "orig_argv", [])
-        argv = orig[orig.index("-m") + 1 :][:1] if "-m" in orig else []
-    name = os.path.basename(argv[0]).removesuffix(".py") if argv else "pipeline"
-    prog = name.removeprefix("pipeline.")
-    os.write(2, f"[{prog}] interrupted while starting: nothing published\n".encode())
-    os._exit(130)
-
-
-# `python -m pipeline.X` (argv[0] is "-m" while the module is found) or a step the warm
-# server forked (argv[0] is the module's name): from here until `cli.entry` runs main
-if _sys.argv and (_sys.argv[0] == "-m" or _sys.argv[0].startswith("pipeline.")):
-    try:
-        if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
-            _signal.signal(_signal.SIGINT, _interrupted_while_starting)
-    except ValueError:  # (not the main thread)
-        pass
+def entry_name() -> str:
+    """The name of the pipeline module this process runs (`run` for `python -m
+    pipeline.run` or a step the warm server forked), "pipeline" if none is known."""
+    spec = getattr(_sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", None) or ""
+    argv = getattr(_sys, "argv", None) or [""]
+    if not name.startswith("pipeline.") and argv[0].startswith("pipeline."):
+        name = argv[0]  # (a forked step, while its package imports)
+    elif not name.startswith("pipeline.") and argv[0] == "-m":
+        orig = getattr(_sys, "orig_argv", [])  # (python -m, while its package imports)
+        name = orig[orig.index("-m") + 1] if "-m" in orig[:-1] else ""
+    return name.removeprefix("pipeline.") if name.startswith("pipeline.") else "pipeline"
 
 
-def started() -> None:
-    """An entry point's main has begun: Ctrl-C is a KeyboardInterrupt again, which it
-    handles (`cli.entry`: one line, and what it was writing cleaned up)."""
-    try:
-        if _signal.getsignal(_signal.SIGINT) is _interrupted_while_starting:
-            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-    except ValueError:  # (not the main thread)
-        pass
+def _interrupted(kind: type[BaseException], value: BaseException, tb: object) -> None:
+    """sys.excepthook of an entry point: a Ctrl-C its main did not catch (one
+    pressed while it still imports its libraries) prints one line, not the import's
+    traceback; the interpreter then ends by SIGINT, as after any uncaught Ctrl-C."""
+    if issubclass(kind, KeyboardInterrupt):
+        try:
+            print(f"[{entry_name()}] interrupted: nothing published", file=_sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001, S110 - (its reader has gone)
+            pass
+    else:
+        _sys.__excepthook__(kind, value, tb)  # type: ignore[arg-type]
 
+
+# `python -m pipeline.X` (argv[0] is "-m" while its package imports) or a step the
+# warm server forked (argv[0] is the module's name); never a notebook's kernel
+_argv0 = (getattr(_sys, "argv", None) or [""])[0]
+if _argv0 == "-m" or _argv0.startswith("pipeline."):
+    _sys.excepthook = _interrupted
 
 import analysis as _analysis  # noqa: E402, F401  (its start-up speed-up runs before nbformat loads)

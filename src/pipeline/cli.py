@@ -22,10 +22,10 @@ def entry(main: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
-        prog = main.__module__.removeprefix("analysis.")
         import pipeline
 
-        pipeline.started()  # (Ctrl-C while it imported: pipeline/__init__.py)
+        prog = pipeline.entry_name() if main.__module__ == "__main__" else main.__module__
+        prog = prog.removeprefix("pipeline.")
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:

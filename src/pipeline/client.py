@@ -56,18 +56,20 @@ FLAGS = ["-Xfrozen_modules=off"]
 STARTUP_NAMES = frozenset(
     {"KZ_WARM_SERVER", "LANG", "LANGUAGE", "TZ", "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"}
     | {"MATPLOTLIBRC", "IDE_PROJECT_ROOTS", "LIBRARY_ROOTS"}  # (the last two: debugpy)
-    # pandera sets these two at import unless they are set: a server started by a
-    # caller that had them would fork children without them for a caller that has not
-    | {"SPARK_LOCAL_IP", "PYARROW_IGNORE_TIMEZONE", "DISABLE_PANDERA_IMPORT_WARNING"}
-    | {"SILENCE_WARNING_PYDANTIC_MODEL", "PYPARSINGENABLEALLWARNINGS", "SM_FORMULA_ENGINE"}
-    | {"NBFORMAT_VALIDATOR"}
+    # what the preloaded libraries read when imported, and keep (pandera's two
+    # set-unless-set variables are not among them: kernels.SET_UNLESS_SET)
+    | {"DISABLE_PANDERA_IMPORT_WARNING", "SILENCE_WARNING_PYDANTIC_MODEL", "SM_FORMULA_ENGINE"}
+    | {"PYPARSINGENABLEALLWARNINGS", "NBFORMAT_VALIDATOR", "PYZMQ_BACKEND", "PY_SAX_PARSER"}
+    | {"TRAITLETS_APPLICATION_RAISE_CONFIG_FILE_ERROR", "SETUPTOOLS_USE_DISTUTILS"}
+    | {"XDG_DATA_HOME"}  # (matplotlib's font folders, nbconvert's template paths)
+    | {"PATHS_FROM_ECLIPSE_TO_PYTHON", "DEBUG_PYDEVD_PATHS_TRANSLATION"}  # (debugpy)
 )
 STARTUP_PREFIXES = (
     *("PYTHON", "LC_", "MPL", "OPENBLAS_", "MKL_", "JUPYTER_", "IPYTHON"),
     *("PYDEV_", "PYDEVD_", "DEBUGPY_", "GEVENT_", "PYCHARM_"),  # debugpy
     # the preloaded libraries' own settings, read when they are imported
     *("NPY_", "NUMPY_", "PANDAS_", "SCIPY_", "PILLOW_", "PANDERA_", "PATSY_"),
-    *("WRAPT_", "PYDANTIC_", "TYPEGUARD_"),
+    *("WRAPT_", "PYDANTIC_", "TYPEGUARD_", "TORNADO_"),
 )
 
 
@@ -114,21 +116,27 @@ def enabled() -> bool:
     return os.environ.get("KZ_FORK_KERNELS", "1") != "0" and sys.platform == "linux"
 
 
-def _foreign_path(env: Mapping[str, str] = os.environ) -> list[str]:
+def _foreign_path(env: Mapping[str, str] = os.environ, cwd: str | None = None) -> list[str]:
     """PYTHONPATH entries other than a checkout's src/ (which holds only the project's
     code, imported afresh by every child): they could shadow a preloaded library.
-    A relative entry is the folder it names from this process's working directory,
-    as Python's start-up resolves it (a kernel's is its notebook's folder)."""
-    entries = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    A relative entry is the folder it names from the working directory `cwd` of the
+    process to start (this one's by default), as Python's start-up resolves it: a
+    kernel's is its notebook's folder."""
+    here = cwd or os.getcwd()
+    entries = [
+        os.path.normpath(os.path.join(here, p))
+        for p in env.get("PYTHONPATH", "").split(os.pathsep)
+        if p
+    ]
     return [p for p in entries if not os.path.isfile(os.path.join(p, "pipeline", "client.py"))]
 
 
-def address(env: Mapping[str, str] = os.environ) -> str:
+def address(env: Mapping[str, str] = os.environ, cwd: str | None = None) -> str:
     """The server's abstract socket name: one per user, environment (this
     interpreter's site-packages folder, and its date, which changes with every
     install), start-up settings (`startup_var`, foreign PYTHONPATH entries, of
-    `env`) and server code (this file, pipeline/kernels.py and
-    analysis/__init__.py, which the server imports, as this checkout has them)."""
+    `env`; relative ones from `cwd`) and server code (this file, pipeline/kernels.py
+    and analysis/__init__.py, which the server imports, as this checkout has them)."""
     site = sysconfig.get_paths()["purelib"]
     try:
         mtime = os.stat(site).st_mtime_ns
@@ -140,7 +148,7 @@ def address(env: Mapping[str, str] = os.environ) -> str:
             code.update(f.read())
     startup = sorted((k, v) for k, v in env.items() if startup_var(k))
     key = [PROTOCOL, os.getuid(), os.path.realpath(site), mtime, code.hexdigest()]
-    key += [startup, _foreign_path(env)]
+    key += [startup, _foreign_path(env, cwd)]
     return "\0kz-warm-" + sha256(repr(key).encode()).hexdigest()[:24]
 
 
@@ -198,17 +206,20 @@ def log(message: str) -> None:
         pass
 
 
-def ensure_server(addr: str, start: bool = True, caller: Mapping[str, str] = os.environ) -> bool:
+def ensure_server(
+    addr: str, start: bool = True, caller: Mapping[str, str] = os.environ, cwd: str | None = None
+) -> bool:
     """True if the server at `addr` is ready to fork; else start it (if `start` and
-    it is not importing already; with the environment `caller`) and return False:
-    the caller runs the normal way meanwhile."""
+    it is not importing already; with the environment `caller`, whose relative
+    PYTHONPATH entries are from `cwd`) and return False: the caller runs the normal
+    way meanwhile."""
     if listening(addr):
         return True
     if not start or warming(addr):
         return False
     env = {k: v for k, v in caller.items() if k not in ("KZ_OUTPUT_DIR", "JPY_PARENT_PID")}
     # its own code from this checkout (the code `address` hashed), whoever calls
-    env["PYTHONPATH"] = os.pathsep.join([SRC, *_foreign_path(caller)])
+    env["PYTHONPATH"] = os.pathsep.join([SRC, *_foreign_path(caller, cwd)])
     root = env.get("KZ_COMPENDIUM_ROOT", "")
     try:  # its messages (imports that failed) go to the log of the project that started it
         out = open(os.path.join(root, ".build", LOG), "a") if root else None

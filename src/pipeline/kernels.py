@@ -31,8 +31,9 @@ What is shared, and what is not:
 - What the imports did to the process, a child gets as an import would have
   done it: the warnings filters they install (numpy's, statsmodels', IPython's;
   a kernel those of the kernel's libraries), the environment variables they set
-  (pandera's SPARK_LOCAL_IP to every child, debugpy's PYDEVD_USE_FRAME_EVAL to
-  kernels), debugpy's breakpoint hook (a kernel; a step keeps Python's own).
+  (pandera's SPARK_LOCAL_IP to every child unless its caller set it, as pandera
+  does; debugpy's PYDEVD_USE_FRAME_EVAL to kernels), debugpy's breakpoint hook (a
+  kernel; a step keeps Python's own).
 - The child gets what a normal start gives: its environment, working directory,
   a new session, the caller's standard streams (passed over the socket), default
   signal handlers, fresh `__main__`, `sys.argv`, `sys.path` and random seeds.
@@ -132,6 +133,9 @@ PRELOAD_STEPS = (
     "mdit_py_plugins.front_matter",
     "mdit_py_plugins.colon_fence",
 )
+# what an import sets only when it is not set (pandera: os.environ unless os.getenv):
+# the server imports without them, and a child gets them unless its caller has them
+SET_UNLESS_SET = ("SPARK_LOCAL_IP", "PYARROW_IGNORE_TIMEZONE")
 # the project's code: imported afresh in each child from the checkout that asked
 PROJECT = ("analysis", "pipeline")
 NOT_SHARED = ("ipykernel.kernelapp",)
@@ -288,9 +292,10 @@ class ForkKernelManager(KernelManager):
             try:
                 if not ours(python):
                     raise OSError(f"kernel spec interpreter {python} is not the server's")
-                addr = client.address()
-                if client.ensure_server(addr):
-                    proc = fork_kernel(addr, kernel_cmd, env, str(kw.get("cwd") or os.getcwd()))
+                cwd = str(kw.get("cwd") or os.getcwd())
+                addr = client.address(cwd=cwd)
+                if client.ensure_server(addr, cwd=cwd):
+                    proc = fork_kernel(addr, kernel_cmd, env, cwd)
                     log(f"kernel forked (pid {proc.pid})")
                 else:  # (it is importing: a later kernel is forked; or it could not start)
                     log("kernel started the normal way: the warm server is not ready (importing)")
@@ -310,10 +315,10 @@ class ForkKernelManager(KernelManager):
         await super()._async_wait(pollinterval=min(pollinterval, 0.01))
 
 
-def start(wanted: bool, kernel_name: str) -> bool:
+def start(wanted: bool, kernel_name: str, cwd: str | None = None) -> bool:
     """Whether a run forks its kernels (`wanted`, switched on, a python kernel
     spec); starts the warm server if it is not running, so that it imports while
-    the runner imports papermill."""
+    the runner imports papermill: the server of a kernel started in `cwd`."""
     if not (wanted and enabled()):
         return False
     try:
@@ -326,7 +331,7 @@ def start(wanted: bool, kernel_name: str) -> bool:
         if not ours(python):
             log(f"kernels not forked: kernel spec interpreter {python} is not this environment's")
             return False
-        client.ensure_server(client.address())
+        client.ensure_server(client.address(cwd=cwd), cwd=cwd)
     except Exception as e:  # noqa: BLE001 - any failure: the normal path, logged
         log(f"kernels not forked: warm server not started: {e}")
         return False
@@ -374,8 +379,9 @@ def _preload() -> dict[str, Any]:
     - "rc": the rcParams of a plain matplotlib import in a kernel;
     - "env": the variables the imports set in the environment, by kind of child
       (ipykernel.debugger sets PYDEVD_USE_FRAME_EVAL: kernels; pandera
-      SPARK_LOCAL_IP and PYARROW_IGNORE_TIMEZONE: both); the server's own
-      environment stays its caller's (its address is computed from it);
+      SPARK_LOCAL_IP and PYARROW_IGNORE_TIMEZONE, SET_UNLESS_SET: both, unless the
+      child's caller set them); the server's own environment stays its caller's
+      (its address is computed from it);
     - "filters": the warnings filters the imports installed (numpy's, statsmodels',
       IPython's), for a kernel those of the kernel's libraries, for a step all;
     - "breakpointhook": the interpreter's own (debugpy replaces it at import: a
@@ -387,6 +393,7 @@ def _preload() -> dict[str, Any]:
     import analysis  # noqa: F401 - its jsonschema start-up fix must come first
 
     state: dict[str, Any] = {"rc": {}, "filters": {}, "breakpointhook": sys.breakpointhook}
+    given = {k: os.environ.pop(k) for k in SET_UNLESS_SET if k in os.environ}  # (see above)
     env_before = dict(os.environ)
     mpl_env = os.environ.get("MPLBACKEND")
     if not mpl_env:
@@ -424,7 +431,7 @@ def _preload() -> dict[str, Any]:
         "kernel": _env_changes(env_before),
     }
     os.environ.clear()  # the server's own stays its caller's
-    os.environ.update(env_before)
+    os.environ.update(env_before | given)
     return state
 
 
@@ -567,6 +574,7 @@ def _child(
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.excepthook = sys.__excepthook__  # (the server's: pipeline/__init__.py)
         for signum in request.get("ignored", []):  # what the caller ignores (nohup)
             signal.signal(signum, signal.SIG_IGN)
         kernel = request["kind"] == "kernel"
@@ -587,6 +595,8 @@ def _child(
         for key, value in preloaded.get("env", {}).get(request["kind"], {}).items():
             if value is None:
                 os.environ.pop(key, None)
+            elif key in SET_UNLESS_SET:
+                os.environ.setdefault(key, value)
             else:
                 os.environ[key] = value
         time.tzset()
@@ -876,9 +886,6 @@ def stop(addr: str | None = None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import pipeline
-
-    pipeline.started()
     ap = argparse.ArgumentParser(prog="python -m pipeline.kernels", description=__doc__)
     ap.add_argument("--serve", action="store_true", help="run the warm server")
     ap.add_argument("--stop", action="store_true", help="ask the warm server to exit")

@@ -186,9 +186,6 @@ class Progress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import pipeline
-
-    pipeline.started()
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["plan"]:
         plan(args[1:])

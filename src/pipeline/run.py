@@ -171,7 +171,7 @@ def execute(
     """Execute `notebook` into `out`; return the wall time in seconds."""
     # a build's kernels are forked from a pre-imported interpreter (pipeline.kernels);
     # if it is not running, it starts importing now, while this process imports papermill
-    forked = kernels.start(build, kernel)
+    forked = kernels.start(build, kernel, cwd=str(paths.NOTEBOOKS))  # (papermill's cwd, below)
     import nbformat
     import papermill as pm
 
