@@ -550,6 +550,8 @@ def test_a_relative_pythonpath_entry_is_the_folder_it_names_from_the_working_dir
     assert client.address({**env, "PYTHONPATH": "src"}) == client.address(env)
     monkeypatch.chdir(tmp_path)
     assert client._foreign_path({"PYTHONPATH": "src"}) == [str(tmp_path / "src")]
+    # (a relative `cwd` is this process's folder's: the server, in /, computes the same)
+    assert client._foreign_path({"PYTHONPATH": "src"}, "nb") == [str(tmp_path / "nb/src")]
     assert client.address({**env, "PYTHONPATH": "src"}) != client.address(env)
     # (a kernel's address is computed for its own folder: `cwd`, not this process's)
     assert client.address({**env, "PYTHONPATH": "src"}, cwd=str(src.parent)) == client.address(env)

@@ -372,6 +372,27 @@ def test_ctrl_c_while_an_entry_point_imports_is_one_line(tmp_path: Path):
     assert not (root / "scratch").exists()
 
 
+def test_the_one_line_names_a_forked_step_and_other_errors_keep_the_previous_hook(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """In a step the warm server forked, `__main__` may still be the server's while
+    the step imports: the line names the step (its argv[0]). An error other than a
+    Ctrl-C goes to the hook the process had before (a sitecustomize's, say)."""
+    import types
+
+    import pipeline
+
+    monkeypatch.setattr(sys, "argv", ["pipeline.run", "notebooks/x.ipynb"])
+    server = types.ModuleType("__main__")
+    server.__spec__ = types.SimpleNamespace(name="pipeline.kernels")  # type: ignore[assignment]
+    monkeypatch.setitem(sys.modules, "__main__", server)
+    assert pipeline.entry_name() == "run"
+    seen: list[type] = []
+    monkeypatch.setattr(pipeline, "_previous", lambda kind, value, tb: seen.append(kind))
+    pipeline._interrupted(ValueError, ValueError("x"), None)
+    assert seen == [ValueError]
+
+
 @pytest.mark.notebook
 def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
     os.utime(built / ".build/out/notebooks/04_survey.ipynb", ns=(0, 0))  # force a rerun

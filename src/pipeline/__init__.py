@@ -25,8 +25,8 @@ def entry_name() -> str:
     spec = getattr(_sys.modules.get("__main__"), "__spec__", None)
     name = getattr(spec, "name", None) or ""
     argv = getattr(_sys, "argv", None) or [""]
-    if not name.startswith("pipeline.") and argv[0].startswith("pipeline."):
-        name = argv[0]  # (a forked step, while its package imports)
+    if argv[0].startswith("pipeline."):
+        name = argv[0]  # (a forked step: its __main__ may still be the server's)
     elif not name.startswith("pipeline.") and argv[0] == "-m":
         orig = getattr(_sys, "orig_argv", [])  # (python -m, while its package imports)
         name = orig[orig.index("-m") + 1] if "-m" in orig[:-1] else ""
@@ -43,9 +43,10 @@ def _interrupted(kind: type[BaseException], value: BaseException, tb: object) ->
         except Exception:  # noqa: BLE001, S110 - (its reader has gone)
             pass
     else:
-        _sys.__excepthook__(kind, value, tb)  # type: ignore[arg-type]
+        _previous(kind, value, tb)  # type: ignore[arg-type]
 
 
+_previous = _sys.excepthook  # (a sitecustomize's or an IDE's, or Python's own)
 # `python -m pipeline.X` (argv[0] is "-m" while its package imports) or a step the
 # warm server forked (argv[0] is the module's name); never a notebook's kernel
 _argv0 = (getattr(_sys, "argv", None) or [""])[0]

@@ -122,7 +122,7 @@ def _foreign_path(env: Mapping[str, str] = os.environ, cwd: str | None = None) -
     A relative entry is the folder it names from the working directory `cwd` of the
     process to start (this one's by default), as Python's start-up resolves it: a
     kernel's is its notebook's folder."""
-    here = cwd or os.getcwd()
+    here = os.path.abspath(cwd or ".")
     entries = [
         os.path.normpath(os.path.join(here, p))
         for p in env.get("PYTHONPATH", "").split(os.pathsep)

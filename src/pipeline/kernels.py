@@ -141,6 +141,11 @@ PROJECT = ("analysis", "pipeline")
 NOT_SHARED = ("ipykernel.kernelapp",)
 
 
+# the excepthook a fresh process starts with (a sitecustomize's, or Python's own): the
+# one that the server's own pipeline/__init__.py found, and wraps, in this process
+FRESH_EXCEPTHOOK = getattr(sys.modules.get("pipeline"), "_previous", sys.__excepthook__)
+
+
 def _idle() -> float:
     try:
         return float(os.environ.get("KZ_FORK_IDLE", "600"))
@@ -574,7 +579,7 @@ def _child(
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        sys.excepthook = sys.__excepthook__  # (the server's: pipeline/__init__.py)
+        sys.excepthook = FRESH_EXCEPTHOOK
         for signum in request.get("ignored", []):  # what the caller ignores (nohup)
             signal.signal(signum, signal.SIG_IGN)
         kernel = request["kind"] == "kernel"
