@@ -171,7 +171,8 @@ def execute(
     """Execute `notebook` into `out`; return the wall time in seconds."""
     # a build's kernels are forked from a pre-imported interpreter (pipeline.kernels);
     # if it is not running, it starts importing now, while this process imports papermill
-    forked = kernels.start(build, kernel, cwd=str(paths.NOTEBOOKS))  # (papermill's cwd, below)
+    cwd = str(paths.NOTEBOOKS)  # the kernel's (papermill's below): its server's is the same
+    forked = kernels.start(build, kernel, cwd=cwd)
     import nbformat
     import papermill as pm
 
@@ -229,7 +230,7 @@ def execute(
                 str(tmp),
                 parameters=parameters,
                 kernel_name=kernel,
-                cwd=str(paths.NOTEBOOKS),
+                cwd=cwd,
                 progress_bar=False,
                 log_output=False,
                 request_save_on_cell_execute=False,
