@@ -372,6 +372,57 @@ def test_ctrl_c_while_an_entry_point_imports_is_one_line(tmp_path: Path):
     assert not (root / "scratch").exists()
 
 
+def test_ctrl_c_in_a_runs_main_is_one_line_and_stops_a_shell_loop(tmp_path: Path):
+    """Ctrl-C once `python -m pipeline.run` runs (its kernel starting): the runner's
+    one line, then it ends by SIGINT, as Python ends after an uncaught Ctrl-C, so a
+    shell loop around it stops (with status 130 the shell would go on)."""
+    root = copy_project(tmp_path / "project")
+    p = subprocess.Popen(
+        ["bash", "-c", f"{sys.executable} -m pipeline.run notebooks/04_survey.ipynb; echo next"],
+        cwd=root,
+        env={**os.environ, "KZ_COMPENDIUM_ROOT": str(root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 120
+    while not list((root / "scratch/.tmp").glob("04_survey-*")):  # (its main: a work folder)
+        assert p.poll() is None, "the run ended before it started: " + "".join(p.communicate())
+        assert time.time() < deadline, "the run did not start within 120 s"
+        time.sleep(0.01)
+    os.killpg(p.pid, signal.SIGINT)  # as a terminal does: to its foreground group
+    out, err = p.communicate(timeout=120)
+    assert err == "[run] 04_survey interrupted: nothing published\n", err
+    assert "next" not in out and p.returncode == -signal.SIGINT, (p.returncode, out)
+    assert list((root / "scratch/.tmp").glob("*")) == []
+
+
+def test_an_interrupted_entry_point_ends_by_its_signal_in_a_process_of_its_own():
+    """`pipeline.end_interrupted`: an entry-point process (its excepthook installed)
+    ends by the signal that interrupted it, SIGINT or the runner's SIGTERM (a killed
+    make); called in-process (here, pytest), it returns 128 + the signal."""
+    import pipeline
+    from pipeline import run as run_mod
+
+    with pytest.raises(pipeline.Terminated) as caught:
+        run_mod._terminate(signal.SIGTERM, None)
+    assert isinstance(caught.value, KeyboardInterrupt) and caught.value.signum == signal.SIGTERM
+    assert pipeline.end_interrupted(KeyboardInterrupt()) == 130
+    assert pipeline.end_interrupted(caught.value) == 128 + signal.SIGTERM
+    for interruption, signum in ((KeyboardInterrupt(), signal.SIGINT), (caught.value, 15)):
+        pid = os.fork()
+        if pid == 0:  # (a process of its own, as `python -m pipeline.X` is)
+            try:
+                sys.excepthook = pipeline._interrupted
+                pipeline.end_interrupted(interruption)
+            finally:
+                os._exit(99)  # (reached only if it did not end by the signal)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signum, status
+
+
 def test_the_one_line_names_a_forked_step_and_other_errors_keep_the_previous_hook(
     monkeypatch: pytest.MonkeyPatch,
 ):

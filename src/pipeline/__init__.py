@@ -46,6 +46,35 @@ def _interrupted(kind: type[BaseException], value: BaseException, tb: object) ->
         _previous(kind, value, tb)  # type: ignore[arg-type]
 
 
+class Terminated(KeyboardInterrupt):
+    """An interruption by another signal than Ctrl-C (the runner turns SIGTERM, a
+    killed make, into one, to clean up as after a Ctrl-C): `signum` names it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def end_interrupted(e: KeyboardInterrupt) -> int:
+    """How an entry point ends once it has printed its one line about `e`: a process of
+    its own (`python -m pipeline.X`, a forked step) ends by the signal, as Python ends
+    after an uncaught Ctrl-C, so that its caller sees it (a shell loop around it stops;
+    the warm server's client ends the same way); called in-process, 128 + the signal."""
+    import os
+    import signal
+
+    signum = getattr(e, "signum", signal.SIGINT)
+    if _sys.excepthook is _interrupted:
+        for stream in (_sys.stdout, _sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001, S110 - (its reader has gone)
+                pass
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    return 128 + signum
+
+
 _previous = _sys.excepthook  # (a sitecustomize's or an IDE's, or Python's own)
 # `python -m pipeline.X` (argv[0] is "-m" while its package imports) or a step the
 # warm server forked (argv[0] is the module's name); never a notebook's kernel

@@ -18,7 +18,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def entry(main: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a `main`: known errors, permission problems and Ctrl-C print one line."""
+    """Wrap a `main`: known errors, permission problems and Ctrl-C print one line (after
+    a Ctrl-C, the process then ends by SIGINT: `pipeline.end_interrupted`)."""
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
@@ -28,9 +29,9 @@ def entry(main: Callable[..., int]) -> Callable[..., int]:
         prog = prog.removeprefix("pipeline.")
         try:
             return main(*args, **kwargs)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             print(f"[{prog}] interrupted: nothing published", file=sys.stderr)
-            return 130
+            return pipeline.end_interrupted(e)
         except PermissionError as e:
             print(f"error: permission denied: {e.filename or e}", file=sys.stderr)
             return 1

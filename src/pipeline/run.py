@@ -19,7 +19,7 @@
 - Writes atomically: on failure it prints the failing cell and the error, leaves
   no partial output and keeps the previous copy. Ctrl-C or SIGTERM: one line; the
   kernel is killed, then the temporary notebook, staging folder and kernel files
-  are removed.
+  are removed, and the runner ends by that signal.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import threading
 import time
 from pathlib import Path
 
+import pipeline
 from analysis import params as params_mod
 from analysis import paths
 from analysis.io import write_atomic, write_if_changed
@@ -156,7 +157,7 @@ def _kill(km) -> None:
 
 
 def _terminate(signum, frame):  # SIGTERM (a killed make): clean up like Ctrl-C
-    raise KeyboardInterrupt
+    raise pipeline.Terminated(signum)
 
 
 def execute(
@@ -377,16 +378,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             execute(a.notebook, out, a.params, build=a.build, inputs=a.inputs)
             announcer.join()  # (a plan that failed fails the stage, as before the run)
-        except (NotebookFailed, KeyboardInterrupt, params_mod.ParamsError, OSError):
+        except (NotebookFailed, KeyboardInterrupt, params_mod.ParamsError, OSError) as e:
             announcer.join(quiet=True)
-            progress.failed()
+            if not isinstance(e, KeyboardInterrupt):  # (an interruption: its own line below)
+                progress.failed()
             raise
     except NotebookFailed as e:
         print(str(e), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"[run] {a.notebook.stem} interrupted: nothing published", file=sys.stderr)
-        return 130
+        return pipeline.end_interrupted(e)  # (ends by the signal, in a process of its own)
     progress.done()
     if not a.build:
         print(f"[run] outputs in {paths.rel(out.parent.parent)} (outside the build)")
