@@ -9,8 +9,10 @@ tests/test_verify.py.)"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -602,3 +604,83 @@ def test_a_forked_kernels_client_waits_less_for_a_quiet_iopub():
     assert isinstance(kc, kernels.QuickReadyClient)
     assert type(kc).wait_for_ready is not BlockingKernelClient.wait_for_ready
     assert isinstance(kernels.manager(False).client(), BlockingKernelClient)  # normal: as is
+
+
+def test_the_matplotlibrc_a_caller_would_read_is_part_of_the_address(tmp_path: Path):
+    """client.mpl_files finds the matplotlibrc that matplotlib itself takes (asked in a
+    fresh interpreter for each case: the working directory's, $MATPLOTLIBRC as a file
+    or a folder, $MPLCONFIGDIR's, $XDG_CONFIG_HOME's), and the style sheets; a file
+    with other contents gives another server, the same contents in another folder
+    the same one."""
+    rc = "axes.titlelocation: left\n"
+    home = tmp_path / "home"
+    (home / ".config" / "matplotlib").mkdir(parents=True)
+    base = {**os.environ, "HOME": str(home)}
+    for name in ("MPLCONFIGDIR", "MATPLOTLIBRC", "XDG_CONFIG_HOME"):
+        base.pop(name, None)
+    cases: dict[str, tuple[dict[str, str], Path]] = {}
+    for case in ("cwd", "rc-file", "rc-folder", "mplconfigdir", "xdg", "none"):
+        work = tmp_path / case
+        work.mkdir()
+        env, where = dict(base), work / "elsewhere"
+        if case == "cwd":
+            where = work / "matplotlibrc"
+        elif case == "rc-file":
+            env["MATPLOTLIBRC"] = str(where := work / "my.rc")
+        elif case == "rc-folder":
+            env["MATPLOTLIBRC"] = str(work / "rcdir")
+            where = work / "rcdir" / "matplotlibrc"
+        elif case == "mplconfigdir":
+            env["MPLCONFIGDIR"] = str(work / "cfg")
+            where = work / "cfg" / "matplotlibrc"
+        elif case == "xdg":
+            env["XDG_CONFIG_HOME"] = "xdg"  # (relative: from the working directory)
+            where = work / "xdg" / "matplotlib" / "matplotlibrc"
+        if case != "none":
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_text(f"{rc}# {case}\n")
+        cases[case] = env, work
+        took = subprocess.run(
+            [sys.executable, "-c", "import matplotlib; print(matplotlib.matplotlib_fname())"],
+            cwd=work, env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        found = client.mpl_files(env, str(work))[0]
+        if case == "none":  # (the library's own file: none of the user's)
+            assert found is None and Path(took).parent.name == "mpl-data", took
+        else:
+            assert os.path.samefile(work / took, where), (case, took)  # (took: maybe relative)
+            assert found == hashlib.sha256(where.read_bytes()).hexdigest(), case
+    addresses = {client.address(env, str(work)) for env, work in cases.values()}
+    assert len(addresses) == len(cases)  # (each file says which case it is)
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(tmp_path / "cwd" / "matplotlibrc", other / "matplotlibrc")
+    env, work = cases["cwd"]
+    assert client.address(env, str(other)) == client.address(env, str(work))
+    styles = home / ".config" / "matplotlib" / "stylelib"
+    styles.mkdir()
+    before = client.address(*cases["none"][:1], str(cases["none"][1]))
+    (styles / "mine.mplstyle").write_text("axes.grid: True\n")
+    assert client.address(cases["none"][0], str(cases["none"][1])) != before
+
+
+def test_a_forked_step_reads_the_matplotlibrc_of_its_folder(tmp_path: Path):
+    """A matplotlibrc in the folder a step (or kernel) starts in is read by the
+    server that forks it (it imports there), as `python -m` there reads it."""
+    (tmp_path / "matplotlibrc").write_text("axes.titlelocation: left\n")
+    code = "import os, matplotlib\nprint(matplotlib.rcParams['axes.titlelocation'], os.getppid())\n"
+    env = probe_env(tmp_path, code)
+    addr = client.address(env, str(tmp_path))
+    assert addr != client.address(env, str(tmp_path / "src"))  # (no matplotlibrc there)
+    client.ensure_server(addr, caller=env, cwd=str(tmp_path))
+    try:
+        deadline = time.monotonic() + 120
+        while not client.listening(addr):
+            assert time.monotonic() < deadline, "the warm server did not become ready"
+            time.sleep(0.05)
+        r = step(env, tmp_path)
+        value, parent = r.stdout.split()
+        assert r.returncode == 0 and value == "left", r.stdout + r.stderr
+        assert int(parent) != os.getpid() and client.alive(int(parent))  # forked
+    finally:
+        kernels.stop(addr)

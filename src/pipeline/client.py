@@ -13,7 +13,8 @@ to it; if this process dies, the server kills it.
 The server is only trusted when it runs as this user (its credentials are
 checked on every connection), and only used when it was started with the same
 interpreter settings (the environment variables Python, the locale, matplotlib
-and the maths libraries read at start-up are part of its address). When there
+and the maths libraries read at start-up are part of its address, and the
+matplotlib settings files a process started here would read). When there
 is none (the first build, `KZ_FORK_KERNELS=0`, not Linux), this starts one in
 the background (not with `--no-start`, used by the git filter) and runs `python
 -m MODULE ARGS...` itself, the normal way: the result is the same, only slower.
@@ -131,11 +132,50 @@ def _foreign_path(env: Mapping[str, str] = os.environ, cwd: str | None = None) -
     return [p for p in entries if not os.path.isfile(os.path.join(p, "pipeline", "client.py"))]
 
 
+def _file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def mpl_files(env: Mapping[str, str] = os.environ, cwd: str | None = None) -> list[object]:
+    """What matplotlib reads from files when it is imported, for a process started in
+    `cwd` with `env` (its variables alone do not say it): the contents of the
+    matplotlibrc it takes, found as `matplotlib.matplotlib_fname` finds it (in the
+    working directory first, then $MATPLOTLIBRC, then the configuration folder;
+    none: the library's own defaults), and of the style sheets in the configuration
+    folder's stylelib/ (loaded by `matplotlib.style` when it is imported)."""
+    here = os.path.abspath(cwd or ".")
+    if env.get("MPLCONFIGDIR"):
+        config = os.path.join(here, env["MPLCONFIGDIR"])
+    else:  # (as matplotlib: relative names from the working directory)
+        home = env.get("HOME") or os.path.expanduser("~")
+        xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+        config = os.path.join(here, xdg, "matplotlib")
+    candidates = [os.path.join(here, "matplotlibrc")]
+    if "MATPLOTLIBRC" in env:
+        rc = os.path.join(here, env["MATPLOTLIBRC"])
+        candidates += [rc, os.path.join(rc, "matplotlibrc")]
+    candidates.append(os.path.join(config, "matplotlibrc"))
+    rc_digest = next(
+        (d for c in candidates if os.path.isfile(c) for d in [_file_digest(c)] if d), None
+    )
+    styles = os.path.join(config, "stylelib")
+    try:
+        names = sorted(n for n in os.listdir(styles) if n.endswith(".mplstyle"))
+    except OSError:
+        names = []
+    return [rc_digest, [(n, _file_digest(os.path.join(styles, n))) for n in names]]
+
+
 def address(env: Mapping[str, str] = os.environ, cwd: str | None = None) -> str:
     """The server's abstract socket name: one per user, environment (this
     interpreter's site-packages folder, and its date, which changes with every
     install), start-up settings (`startup_var`, foreign PYTHONPATH entries, of
-    `env`; relative ones from `cwd`) and server code (this file, pipeline/kernels.py
+    `env`; relative ones from `cwd`; the matplotlib files that `env` and `cwd` make
+    it read at import: `mpl_files`) and server code (this file, pipeline/kernels.py
     and analysis/__init__.py, which the server imports, as this checkout has them)."""
     site = sysconfig.get_paths()["purelib"]
     try:
@@ -148,7 +188,7 @@ def address(env: Mapping[str, str] = os.environ, cwd: str | None = None) -> str:
             code.update(f.read())
     startup = sorted((k, v) for k, v in env.items() if startup_var(k))
     key = [PROTOCOL, os.getuid(), os.path.realpath(site), mtime, code.hexdigest()]
-    key += [startup, _foreign_path(env, cwd)]
+    key += [startup, _foreign_path(env, cwd), mpl_files(env, cwd)]
     return "\0kz-warm-" + sha256(repr(key).encode()).hexdigest()[:24]
 
 
@@ -220,6 +260,7 @@ def ensure_server(
     env = {k: v for k, v in caller.items() if k not in ("KZ_OUTPUT_DIR", "JPY_PARENT_PID")}
     # its own code from this checkout (the code `address` hashed), whoever calls
     env["PYTHONPATH"] = os.pathsep.join([SRC, *_foreign_path(caller, cwd)])
+    where = os.path.abspath(cwd or ".")
     root = env.get("KZ_COMPENDIUM_ROOT", "")
     try:  # its messages (imports that failed) go to the log of the project that started it
         out = open(os.path.join(root, ".build", LOG), "a") if root else None
@@ -229,7 +270,9 @@ def ensure_server(
 
     try:
         subprocess.Popen(
-            [server_python(), *FLAGS, "-m", "pipeline.kernels", "--serve"],
+            # (it imports in `cwd`, as its caller, and a kernel there, would: the
+            # matplotlibrc found there; then it works in /)
+            [server_python(), *FLAGS, "-m", "pipeline.kernels", "--serve", "--cwd", where],
             stdin=subprocess.DEVNULL,
             stdout=out or subprocess.DEVNULL,
             stderr=out or subprocess.DEVNULL,

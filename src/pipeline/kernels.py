@@ -692,8 +692,12 @@ def _child(
 class Server:
     """The warm server: accepts requests, forks steps and kernels, reaps them."""
 
-    def __init__(self) -> None:
-        self.addr = client.address()
+    def __init__(self, cwd: str = "/") -> None:
+        # the folder its caller asked from: where it imports (a matplotlibrc there is
+        # read, as by a kernel or step started there), and from which its address
+        # is computed (client.mpl_files); it works in /
+        self.cwd = cwd
+        self.addr = client.address(cwd=cwd)
         self.python = [sys.executable, *client.FLAGS]
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.children: dict[int, socket.socket] = {}  # pid -> its caller's connection
@@ -713,7 +717,14 @@ class Server:
                 return 0  # another caller started it first
             raise
         t0 = time.monotonic()  # (bound, not listening: a probe never waits on it)
-        self.preloaded = _preload()
+        try:
+            os.chdir(self.cwd)
+        except OSError:  # (gone already: its address will say so, and the server exit)
+            pass
+        try:
+            self.preloaded = _preload()
+        finally:
+            os.chdir("/")
         self.base_path = _base_path()
         try:
             self.listener.bind(self.addr)
@@ -746,7 +757,7 @@ class Server:
             if now - checked > 2:  # the environment changed: new callers go elsewhere
                 checked = now
                 try:
-                    changed = client.address() != self.addr
+                    changed = client.address(cwd=self.cwd) != self.addr
                 except OSError:  # the checkout or environment that started it is gone
                     changed = True
                 if not self.stopping and changed:
@@ -893,13 +904,14 @@ def stop(addr: str | None = None) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.kernels", description=__doc__)
     ap.add_argument("--serve", action="store_true", help="run the warm server")
+    ap.add_argument("--cwd", default="/", help="the folder it imports in (its caller's)")
     ap.add_argument("--stop", action="store_true", help="ask the warm server to exit")
     a = ap.parse_args(argv)
     if a.stop:
         print("warm server stopping" if stop() else "no warm server")
         return 0
     if a.serve:
-        return Server().run()
+        return Server(a.cwd).run()
     ap.print_usage()
     return 2
 
