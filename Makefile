@@ -193,7 +193,9 @@ endif
 # check (analysis/snapshot.py).
 NO_STAMPS_FOR := help clean distclean env git-filter node_modules lock test lint checksums bench verify record notebook
 # After a complete build the snapshot is skipped while nothing it reads is newer than
-# its start: the params file (the same one), notebooks, raw data, sources (not their
+# its start, and the params file and notebooks, which it compares by content, have the
+# contents it read (.build/snapshot.sums: a copy with an old date, `cp -p`, is no
+# newer): the params file (the same one), notebooks, raw data, sources (not their
 # __pycache__), the lock and the installed packages (site-packages' own entries, the
 # dist-info folders the environment snapshot reads: its date, not its 40,000 files);
 # nothing in reports/ changed since the publication; and no other build holds the
@@ -204,6 +206,7 @@ SNAPSHOT_FRESH = $(shell test "$$(cat $(SNAP_OK) 2>/dev/null)" = '$(PARAMS)' \
   && test -z "$$(find $(PARAMS) notebooks data/raw src requirements.lock $(ENV) \
        -name __pycache__ -prune -o -newer $(SNAP_OK) -print -quit 2>/dev/null)" \
   $(if $(SITE),&& test -z "$$(find $(SITE) -maxdepth 0 -newer $(SNAP_OK) 2>/dev/null)") \
+  && sha256sum --status -c $(BUILD)/snapshot.sums 2>/dev/null \
   && test -f reports/provenance.json \
   && test -z "$$(find reports -newer reports/provenance.json ! -name verification.html \
        ! -path 'reports/expected*' -print -quit 2>/dev/null)" \

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_project, make, run_module
+from pipeline import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,6 +250,20 @@ def test_a_noop_starts_no_python_until_a_snapshot_input_changes(built: Path, tmp
     assert not snapshot_ran(site / "pkg", site=site)  # a file inside a package
     (site / "new-1.0.dist-info").mkdir()  # a package installed
     assert snapshot_ran(site=site)
+    # params.yaml replaced by an edited copy dated before the snapshot (`cp -p`): its
+    # content counts (as the notebooks', each in .build/snapshot.sums), not its date
+    params = built / "params.yaml"
+    good = params.read_text()
+    sums = (built / ".build/snapshot.sums").read_text()
+    assert all(f"  notebooks/{p.name}\n" in sums for p in fingerprint.stages(built / "notebooks"))
+    try:
+        params.write_text(good.replace("granularity_n_max: 1000", "granularity_n_max: 900"))
+        os.utime(params, (1, 1))
+        r = make(built, "report")
+        assert r.returncode == 0 and ran(r.stdout) == ["04_survey.ipynb"], r.stdout + r.stderr
+    finally:
+        params.write_text(good)
+    assert ran(make(built, "report").stdout) == ["04_survey.ipynb"]
 
 
 @pytest.mark.notebook

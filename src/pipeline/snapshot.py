@@ -51,6 +51,30 @@ def write_stamps(params_file: Path | str | None, folder: Path) -> list[str]:
 # while none of its inputs is newer than its start (see the Makefile, SNAPSHOT_FRESH).
 STARTED = paths.BUILD / "snapshot.started"  # params file and start time of a clean snapshot
 FRESH = paths.BUILD / "snapshot.ok"  # the same, confirmed by a complete build
+# what it compares by content (a copy with an old date, `cp -p`, is no newer than it):
+# the params file and the notebooks, as `sha256sum -c` checks them (the Makefile)
+SUMS = paths.BUILD / "snapshot.sums"
+
+
+def write_sums(params_file: str) -> None:
+    """The sha256 of the params file and of each stage notebook, as they are before
+    the snapshot reads them (an edit meanwhile fails the check: the next make takes a
+    snapshot), one `sha256sum` line each, named as make names them."""
+    import hashlib
+
+    names = [params_file, *(paths.rel(p) for p in fingerprint.stages())]
+    lines = []
+    for name in names:
+        if "\n" in name or "\\" in name:  # (a name `sha256sum -c` would read escaped)
+            SUMS.unlink(missing_ok=True)
+            return
+        try:
+            digest = hashlib.sha256((paths.ROOT / name).read_bytes()).hexdigest()
+        except OSError:  # (missing: the snapshot says so)
+            SUMS.unlink(missing_ok=True)
+            return
+        lines.append(f"{digest}  {name}\n")
+    SUMS.write_text("".join(lines), encoding="utf-8")
 
 
 def confirm() -> None:
@@ -86,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     STARTED.unlink(missing_ok=True)
     if a.owner:
         lock.acquire(a.owner)
+    params_file = a.params or "params.yaml"  # as make names it (PARAMS)
+    write_sums(params_file)
     changed = write_stamps(a.params, paths.BUILD / "params")
     if changed:
         print(f"params: sections changed: {', '.join(changed)}")
@@ -114,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     if ignored or diffs:  # said again at every make until it is fixed
         FRESH.unlink(missing_ok=True)
         return 0
-    params_file = a.params or "params.yaml"  # as make names it (PARAMS)
     STARTED.write_text(f"{params_file}\n{t0}", encoding="utf-8")
     same = FRESH.exists() and FRESH.read_text(encoding="utf-8") == params_file
     if same and not (changed or nb_changed or env_changed or bad):
