@@ -309,6 +309,38 @@ def test_a_stale_output_is_refused_by_name_then_rerun(built: Path):
 
 
 @pytest.mark.notebook
+def test_an_input_edited_while_its_notebook_runs_leaves_it_stale(built: Path):
+    """The runner hashes what make gave it before the run: an input edited while
+    the notebook runs (here its params snapshot, rewritten with the same values) is
+    not recorded as what it ran on, so the paper stage refuses it by name."""
+    stamp = built / ".build/params/survey.json"
+    good = stamp.read_bytes()
+    delivered = tree(built / "reports")
+    os.utime(built / ".build/out/notebooks/04_survey.ipynb", ns=(0, 0))  # it must rerun
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(built)}
+    env.pop("MAKEFLAGS", None)
+    p = subprocess.Popen(
+        ["make", "--no-print-directory", "report"],
+        cwd=built, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while not list((built / ".build/tmp").glob("04_survey-*")):  # (it has hashed)
+            assert p.poll() is None, "make ended before 04_survey ran: " + "".join(p.communicate())
+            assert time.time() < deadline, "04_survey did not start within 120 s"
+            time.sleep(0.01)
+        stamp.write_bytes(good + b"\n")  # (another file, the same values)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode != 0, out + err
+        assert "stale outputs: 04_survey (params section 'survey' changed)" in err, err
+        assert tree(built / "reports") == delivered
+    finally:
+        stamp.write_bytes(good)
+    r = make(built, "report")  # (marked stale: it reruns)
+    assert r.returncode == 0 and ran(r.stdout) == ["04_survey"], r.stdout + r.stderr
+
+
+@pytest.mark.notebook
 def test_a_failing_paper_stage_keeps_the_previous_reports(built: Path):
     nb_path = built / "notebooks" / "04_survey.ipynb"
     good = nb_path.read_text()

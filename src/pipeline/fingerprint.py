@@ -179,11 +179,19 @@ def env_versions(names: list[str]) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ provenance
-def record(notebook: str, inputs: list[str], outputs: dict[str, str], params_values: dict) -> dict:
-    """The fingerprint of one notebook run (inputs hashed now; outputs given)."""
+def record(
+    notebook: str,
+    inputs: list[str],
+    outputs: dict[str, str],
+    params_values: dict,
+    hashed: dict[str, str] | None = None,
+) -> dict:
+    """The fingerprint of one notebook run: `hashed`, its inputs as hashed before it
+    ran (a source edited while it runs then makes it stale), and `inputs` hashed now
+    (the tables it read, known once it has run); outputs given."""
     return {
         "notebook": notebook,
-        "inputs": hashes(inputs),
+        "inputs": dict(sorted({**hashes(inputs), **(hashed or {})}.items())),
         "params": params_values,
         "outputs": dict(sorted(outputs.items())),
     }

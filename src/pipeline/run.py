@@ -170,6 +170,10 @@ def execute(
     inputs: list[str] | None = None,
 ) -> float:
     """Execute `notebook` into `out`; return the wall time in seconds."""
+    # what make gave it (sources, snapshots, environment; its tables are those it
+    # reads), hashed before it reads or runs anything: an edit while it runs leaves it stale
+    given = [i for i in inputs or [] if not i.startswith("data/processed/")]
+    hashed = fingerprint.hashes(given) if build else {}
     # a build's kernels are forked from a pre-imported interpreter (pipeline.kernels);
     # if it is not running, it starts importing now, while this process imports papermill
     cwd = str(paths.NOTEBOOKS)  # the kernel's (papermill's below): its server's is the same
@@ -255,8 +259,7 @@ def execute(
             write_deps(out, read)
             made[paths.rel(out)] = hashlib.sha256(blob).hexdigest()
             # its tables are those it read, not those make waited for before its first run
-            given = [i for i in inputs or [] if not i.startswith("data/processed/")]
-            prov = fingerprint.record(notebook.stem, sorted({*given, *read}), made, values)
+            prov = fingerprint.record(notebook.stem, read, made, values, hashed)
             write_if_changed(
                 fingerprint.PROVENANCE / f"{notebook.stem}.json",
                 json.dumps(prov, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
