@@ -23,7 +23,9 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 import pytest
-from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 
 from analysis import paths
 from pipeline import client, kernels
@@ -198,7 +200,7 @@ def test_switched_off_or_outside_a_build_starts_kernels_normally(monkeypatch):
     assert not kernels.start(True, paths.KERNEL_NAME)
     monkeypatch.delenv("KZ_FORK_KERNELS")
     assert not kernels.start(False, paths.KERNEL_NAME)
-    assert type(kernels.manager(False, kernel_name=paths.KERNEL_NAME)).__name__ == "KernelManager"
+    assert type(kernels.manager(False, kernel_name=paths.KERNEL_NAME)) is AsyncKernelManager
 
 
 def test_a_kernel_spec_that_is_not_ipykernel_is_not_forked():
@@ -494,7 +496,7 @@ def test_the_runners_kill_ends_what_the_notebook_started(tmp_path: Path, forked:
     child = int(nbformat.read(out, as_version=4).cells[0].outputs[0]["text"])
     assert client.alive(child)
     run_mod._kill(km)
-    km.cleanup_resources()
+    run_sync(km._async_cleanup_resources)()
     deadline = time.monotonic() + 5
     while client.alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -599,11 +601,12 @@ def test_the_server_stays_and_gives_kernels_what_their_imports_set(tmp_path: Pat
 
 def test_a_forked_kernels_client_waits_less_for_a_quiet_iopub():
     """The forked kernels' client is ready once IOPub has been quiet for 20 ms
-    (jupyter_client waits 200 ms); its blocking wait_for_ready must be the override."""
+    (jupyter_client waits 200 ms); its wait_for_ready must be the override."""
     kc = kernels.ForkKernelManager(kernel_name=paths.KERNEL_NAME).client()
     assert isinstance(kc, kernels.QuickReadyClient)
-    assert type(kc).wait_for_ready is not BlockingKernelClient.wait_for_ready
-    assert isinstance(kernels.manager(False).client(), BlockingKernelClient)  # normal: as is
+    assert type(kc).wait_for_ready is not AsyncKernelClient.wait_for_ready
+    normal = kernels.manager(False).client()
+    assert type(normal) is AsyncKernelClient  # normal: as is
 
 
 def test_the_matplotlibrc_a_caller_would_read_is_part_of_the_address(tmp_path: Path):
@@ -684,3 +687,43 @@ def test_a_forked_step_reads_the_matplotlibrc_of_its_folder(tmp_path: Path):
         assert int(parent) != os.getpid() and client.alive(int(parent))  # forked
     finally:
         kernels.stop(addr)
+
+
+@pytest.mark.parametrize("forked", [True, False])
+def test_a_run_whose_kernel_dies_ends_and_says_so(tmp_path: Path, forked: bool):
+    """A kernel that dies while a cell runs (here it kills itself; a killed warm
+    server's kernels end so too) ends the run with nbclient's DeadKernelError
+    within seconds, forked kernel or not: the run's client is asynchronous, so
+    nbclient's check that the kernel is alive runs while it waits for output."""
+    from nbclient.exceptions import DeadKernelError
+
+    if forked:
+        ready()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    ]
+    nb.metadata["kernelspec"] = {"name": paths.KERNEL_NAME, "language": "python"}
+    src, out = tmp_path / "k.ipynb", tmp_path / "k.out.ipynb"
+    nbformat.write(nb, src)
+    km = kernels.manager(forked, kernel_name=paths.KERNEL_NAME)
+
+    raised: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            pm.execute_notebook(
+                str(src), str(out), kernel_name=paths.KERNEL_NAME, progress_bar=False, km=km
+            )  # fmt: skip
+        except BaseException as e:  # noqa: BLE001 - what the run raised, checked below
+            raised.append(e)
+
+    import threading
+
+    runner = threading.Thread(target=execute, daemon=True)  # (a hung run: the test fails)
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "the run did not end after its kernel died"
+    assert [type(e) for e in raised] == [DeadKernelError], raised
+    assert isinstance(km.provisioner.process, kernels.ForkedKernel) == forked
+    run_sync(km._async_cleanup_resources)()

@@ -80,10 +80,9 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager
-from jupyter_client.utils import run_sync
-from traitlets import DottedObjectName
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import DottedObjectName, Type
 
 from pipeline import client  # (nothing that needs a project root: the server has none)
 
@@ -257,7 +256,7 @@ def fork_kernel(addr: str, cmd: list[str], env: dict[str, str], cwd: str) -> For
     return ForkedKernel(client.fork(addr, request, [sys.stdout.fileno(), sys.stderr.fileno()]))
 
 
-class QuickReadyClient(BlockingKernelClient):
+class QuickReadyClient(AsyncKernelClient):
     """jupyter_client's client, but ready once IOPub has been quiet for 20 ms, not
     200 (after the kernel_info reply it drains the kernel's start-up messages until
     IOPub is quiet; each notebook paid the 0.2 s). Harmless: the notebook client
@@ -267,8 +266,8 @@ class QuickReadyClient(BlockingKernelClient):
         channel = self.iopub_channel
         get_msg = channel.get_msg
 
-        def quick(*args: Any, timeout: float | None = None, **kw: Any) -> Any:
-            return get_msg(*args, timeout=min(timeout, 0.02) if timeout else timeout, **kw)
+        async def quick(*args: Any, timeout: float | None = None, **kw: Any) -> Any:
+            return await get_msg(*args, timeout=min(timeout, 0.02) if timeout else timeout, **kw)
 
         channel.get_msg = quick
         try:
@@ -276,16 +275,17 @@ class QuickReadyClient(BlockingKernelClient):
         finally:
             del channel.get_msg  # (the instance attribute: the method again)
 
-    wait_for_ready = run_sync(_async_wait_for_ready)  # (the blocking client's is the base's)
+    wait_for_ready = _async_wait_for_ready  # (the asynchronous client's is the base's)
 
 
-class ForkKernelManager(KernelManager):
+class ForkKernelManager(AsyncKernelManager):
     """A KernelManager whose kernel process is forked by the warm server;
     everything else (connection file, ports, env, shutdown) is jupyter_client's, and
     its client waits less for a quiet IOPub (QuickReadyClient). Falls back to the
     normal launch, logged, when the server cannot fork it or is still importing."""
 
     client_class = DottedObjectName("pipeline.kernels.QuickReadyClient")
+    client_factory = Type(klass="pipeline.kernels.QuickReadyClient")  # (what client() makes)
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         python = interpreter(self.kernel_spec.argv) if self.kernel_spec else None
@@ -343,10 +343,13 @@ def start(wanted: bool, kernel_name: str, cwd: str | None = None) -> bool:
     return True
 
 
-def manager(forked: bool, **kw: Any) -> KernelManager:
+def manager(forked: bool, **kw: Any) -> AsyncKernelManager:
     """The kernel manager of a run: forked kernels when `forked` (from `start`),
-    else jupyter_client's own."""
-    return ForkKernelManager(**kw) if forked else KernelManager(**kw)
+    else jupyter_client's own. Asynchronous, as nbclient's own default: its client
+    waits for a cell's output in the event loop, beside the check that the kernel is
+    alive every second (a synchronous client's wait blocks that loop, and a run
+    whose kernel died, killed or left alone by a killed warm server, never ended)."""
+    return ForkKernelManager(**kw) if forked else AsyncKernelManager(**kw)
 
 
 # ---------------------------------------------------------------- the server

@@ -180,6 +180,8 @@ def execute(
     forked = kernels.start(build, kernel, cwd=cwd)
     import nbformat
     import papermill as pm
+    from jupyter_core.utils import run_sync
+    from nbclient.exceptions import DeadKernelError
 
     notebook, out = Path(notebook).resolve(), Path(out).resolve()
     section_name = params_mod.section_name(notebook)
@@ -245,6 +247,11 @@ def execute(
         except pm.PapermillExecutionError as e:
             failed = json.loads(tmp.read_text()) if tmp.exists() and tmp.stat().st_size else None
             raise NotebookFailed(_failure_message(notebook, failed, e)) from None
+        except DeadKernelError:
+            raise NotebookFailed(
+                f"FAILED {paths.rel(notebook)}: its kernel died while a cell ran (killed, out "
+                "of memory, or its warm server was killed); nothing published"
+            ) from None
         nb = nbformat.read(tmp, as_version=4)
         nb_dict = strip_volatile(json.loads(nbformat.writes(nb)))
         blob = (json.dumps(nb_dict, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode(
@@ -294,7 +301,8 @@ def execute(
         finally:
             try:
                 if not interrupted:
-                    km.cleanup_resources()  # (its files are in `sockets`, removed below)
+                    # (its files are in `sockets`, removed below)
+                    run_sync(km._async_cleanup_resources)()
             finally:  # the kernel has ended: nothing writes there any more
                 shutil.rmtree(sockets, ignore_errors=True)
                 shutil.rmtree(work, ignore_errors=True)
