@@ -221,7 +221,7 @@ ifneq ($(SNAPSHOT_SKIPPED),fresh)
 # (make 4.3 does not pass its exports to $(shell): give them here)
 STAMP_OUT := $(shell PYTHONPATH='$(PYTHONPATH)' KZ_COMPENDIUM_ROOT='$(KZ_COMPENDIUM_ROOT)' $(STEP) pipeline.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
 ifneq ($(findstring PARAMS-ERROR,$(STAMP_OUT)),)
-$(error $(subst PARAMS-ERROR,,$(STAMP_OUT)))
+$(error $(strip $(subst PARAMS-ERROR,,$(STAMP_OUT))))
 endif
 ifneq ($(STAMP_OUT),)
 $(info $(STAMP_OUT))

@@ -388,7 +388,8 @@ def readme_block(r: dict) -> str:
         START,
         "<!-- written by `make bench` (bench/bench.py) from bench/results.json: do not edit -->",
         "",
-        f"Measured by `make bench` on {r['date']} at commit `{r['git']['commit'][:10]}`: "
+        f"Measured by `make bench` on {r['date']} at commit `{r['git']['commit'][:10]}`"
+        f"{' with uncommitted changes' if r['git'].get('dirty') else ''}: "
         f"{r['machine']['cores']} cores, Python {r['machine']['python']}, "
         f"load average {r['machine']['load_average_at_start'][0]} at the start (a shared "
         f"machine), median of {r['repetitions']} (of "

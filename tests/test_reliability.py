@@ -146,6 +146,8 @@ def test_runs_outside_make_write_nothing_the_build_reads(built: Path):
         )
         assert r.returncode == 0, r.stderr
         assert (built / "scratch/outputs/results/04_survey.json").exists()
+        # in no build's plan (the last build's plan is still there)
+        assert "[run] 04_survey started: run by hand" in r.stdout + r.stderr, r.stdout
         # nbconvert, as JupyterLab does it (kernel started in notebooks/)
         r = run(
             [
@@ -374,6 +376,7 @@ def test_a_second_build_is_refused_while_one_runs(built: Path):
         assert r.returncode == 0, r.stderr
         r = make(built, "report")
         assert r.returncode != 0 and "another build is running in this checkout" in r.stderr
+        assert "wait for it to finish, or stop it.  Stop." in r.stderr  # (make's own end)
         assert f"make pid {other.pid}" in r.stderr
     finally:
         other.kill()

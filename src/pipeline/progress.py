@@ -150,8 +150,8 @@ class Progress:
     def start(self) -> None:
         """The start line, with the notebook's place in the build's plan (read now:
         the runner makes the plan while the kernel starts)."""
-        try:
-            p = json.loads(PLAN.read_text())
+        try:  # (a run by hand, without make's inputs, is in no build's plan)
+            p = json.loads(PLAN.read_text()) if self.inputs else {"notebooks": []}
             self.plan, self.jobs = p["notebooks"], max(1, p.get("jobs", 1))
         except (OSError, json.JSONDecodeError, KeyError):
             self.plan, self.jobs = [], 1
