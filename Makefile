@@ -70,7 +70,9 @@ ANALYSIS_SRC := $(sort $(wildcard src/analysis/*.py)) pyproject.toml
 PIPELINE_SRC := $(sort $(wildcard src/pipeline/*.py))
 PKG_SRC := $(ANALYSIS_SRC) $(PIPELINE_SRC)
 # what a notebook's run depends on: the helpers, and the runner that executes it
+# (and a notebooks/matplotlibrc, which a kernel started there reads when it imports matplotlib)
 STAGE_SRC := $(filter-out src/analysis/schema.py,$(ANALYSIS_SRC)) src/pipeline/run.py \
+  $(wildcard notebooks/matplotlibrc) \
   src/pipeline/kernels.py src/pipeline/client.py src/pipeline/step.py src/pipeline/fingerprint.py
 RAW := $(sort $(wildcard data/raw/*.csv)) data/raw/datapackage.json
 BUILD := .build

@@ -264,6 +264,26 @@ def test_a_noop_starts_no_python_until_a_snapshot_input_changes(built: Path, tmp
     finally:
         params.write_text(good)
     assert ran(make(built, "report").stdout) == ["04_survey.ipynb"]
+    # a broken one copied in so: refused at every make, never skipped after the first
+    try:
+        params.write_text(good.replace("granularity_n_max: 1000", "granularity_n_max: -5"))
+        os.utime(params, (1, 1))
+        for _ in range(2):
+            r = make(built, "report")
+            assert r.returncode != 0 and "granularity_n_max" in r.stderr, r.stdout + r.stderr
+    finally:
+        params.write_text(good)
+    assert make(built, "report").returncode == 0
+    # a notebooks/matplotlibrc (read by the kernels) is an input of every notebook's run
+    rc = built / "notebooks" / "matplotlibrc"
+    try:
+        rc.write_text("axes.titlelocation: left\n")
+        r = make(built, "-n", "report")
+        runs = [x for x in r.stdout.splitlines() if "pipeline.run notebooks/" in x]
+        assert len(runs) == len(fingerprint.stages(built / "notebooks")), r.stdout
+    finally:
+        rc.unlink()
+    assert ran(make(built, "report").stdout) == []
 
 
 @pytest.mark.notebook

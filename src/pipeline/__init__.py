@@ -56,10 +56,11 @@ class Terminated(KeyboardInterrupt):
 
 
 def end_interrupted(e: KeyboardInterrupt) -> int:
-    """How an entry point ends once it has printed its one line about `e`: a process of
-    its own (`python -m pipeline.X`, a forked step) ends by the signal, as Python ends
-    after an uncaught Ctrl-C, so that its caller sees it (a shell loop around it stops;
-    the warm server's client ends the same way); called in-process, 128 + the signal."""
+    """How an entry point ends once it has printed its one line about `e` (its own
+    clean-up done): a process of its own (`python -m pipeline.X`, a forked step) ends
+    by the signal at once (no atexit handlers: the project registers none), so that
+    its caller sees it as after an uncaught Ctrl-C (a shell loop around it stops; the
+    warm server's client ends the same way); called in-process, 128 + the signal."""
     import os
     import signal
 

@@ -910,8 +910,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cwd", default="/", help="the folder it imports in (its caller's)")
     ap.add_argument("--stop", action="store_true", help="ask the warm server to exit")
     a = ap.parse_args(argv)
-    if a.stop:
-        print("warm server stopping" if stop() else "no warm server")
+    if a.stop:  # the server of steps started here, and of kernels in notebooks/ (if another)
+        here = [client.address(), *([client.address(cwd="notebooks")] * os.path.isdir("notebooks"))]
+        stopped = [stop(addr) for addr in dict.fromkeys(here)]
+        print("warm server stopping" if any(stopped) else "no warm server")
         return 0
     if a.serve:
         return Server(a.cwd).run()

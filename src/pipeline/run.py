@@ -168,12 +168,15 @@ def execute(
     *,
     build: bool = False,
     inputs: list[str] | None = None,
+    hashed: dict[str, str] | None = None,
 ) -> float:
-    """Execute `notebook` into `out`; return the wall time in seconds."""
+    """Execute `notebook` into `out`; return the wall time in seconds. `hashed`: what
+    make gave it, hashed already (by its progress line)."""
     # what make gave it (sources, snapshots, environment; its tables are those it
     # reads), hashed before it reads or runs anything: an edit while it runs leaves it stale
-    given = [i for i in inputs or [] if not i.startswith("data/processed/")]
-    hashed = fingerprint.hashes(given) if build else {}
+    if hashed is None:
+        hashed = fingerprint.hashes(inputs or []) if build else {}
+    hashed = {k: v for k, v in hashed.items() if not k.startswith("data/processed/")}
     # a build's kernels are forked from a pre-imported interpreter (pipeline.kernels);
     # if it is not running, it starts importing now, while this process imports papermill
     cwd = str(paths.NOTEBOOKS)  # the kernel's (papermill's below): its server's is the same
@@ -387,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     announcer = Announcer(progress, a.build)
     try:
         try:
-            execute(a.notebook, out, a.params, build=a.build, inputs=a.inputs)
+            execute(
+                a.notebook, out, a.params, build=a.build, inputs=a.inputs, hashed=progress.inputs
+            )
             announcer.join()  # (a plan that failed fails the stage, as before the run)
         except (NotebookFailed, KeyboardInterrupt, params_mod.ParamsError, OSError) as e:
             announcer.join(quiet=True)

@@ -56,25 +56,23 @@ FRESH = paths.BUILD / "snapshot.ok"  # the same, confirmed by a complete build
 SUMS = paths.BUILD / "snapshot.sums"
 
 
-def write_sums(params_file: str) -> None:
-    """The sha256 of the params file and of each stage notebook, as they are before
-    the snapshot reads them (an edit meanwhile fails the check: the next make takes a
-    snapshot), one `sha256sum` line each, named as make names them."""
+def sums(params_file: str) -> str | None:
+    """The sha256 of the params file and of each stage notebook, one `sha256sum` line
+    each, named as make names them; None if one cannot be named or read (the check
+    then fails and the snapshot runs). Taken before the snapshot reads them (an edit
+    meanwhile fails the check), written only once it has checked them all."""
     import hashlib
 
-    names = [params_file, *(paths.rel(p) for p in fingerprint.stages())]
     lines = []
-    for name in names:
+    for name in [params_file, *(paths.rel(p) for p in fingerprint.stages())]:
         if "\n" in name or "\\" in name:  # (a name `sha256sum -c` would read escaped)
-            SUMS.unlink(missing_ok=True)
-            return
+            return None
         try:
             digest = hashlib.sha256((paths.ROOT / name).read_bytes()).hexdigest()
-        except OSError:  # (missing: the snapshot says so)
-            SUMS.unlink(missing_ok=True)
-            return
+        except OSError:
+            return None
         lines.append(f"{digest}  {name}\n")
-    SUMS.write_text("".join(lines), encoding="utf-8")
+    return "".join(lines)
 
 
 def confirm() -> None:
@@ -111,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.owner:
         lock.acquire(a.owner)
     params_file = a.params or "params.yaml"  # as make names it (PARAMS)
-    write_sums(params_file)
+    read = sums(params_file)
     changed = write_stamps(a.params, paths.BUILD / "params")
     if changed:
         print(f"params: sections changed: {', '.join(changed)}")
@@ -141,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         FRESH.unlink(missing_ok=True)
         return 0
     STARTED.write_text(f"{params_file}\n{t0}", encoding="utf-8")
+    if read is None:  # (checked: a failed snapshot leaves the last good ones, which differ)
+        SUMS.unlink(missing_ok=True)
+    else:
+        SUMS.write_text(read, encoding="utf-8")
     same = FRESH.exists() and FRESH.read_text(encoding="utf-8") == params_file
     if same and not (changed or nb_changed or env_changed or bad):
         confirm()  # nothing changed since the complete build it confirmed

@@ -166,19 +166,22 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     env["KZ_WARM_SERVER"] = f"verify-{os.getpid()}-{secrets.token_hex(4)}"
     env["KZ_FORK_IDLE"] = "60"  # (a verify killed before it stops its server)
     env["KZ_NO_FIGURE_CACHE"] = "1"  # every figure drawn again, none from a cache
-    addr = client.address(env)
+    # its steps' server (asked from the copy's root) and its kernels' (from notebooks/:
+    # the same one, unless a matplotlibrc there gives the kernels one of their own)
+    where = {client.address(env, str(d)): str(d) for d in (scratch, scratch / "notebooks")}
     try:
         if client.enabled():
             t0 = time.monotonic()
-            client.ensure_server(addr, caller=env)
-            while not client.listening(addr) and time.monotonic() - t0 < 120:
+            for addr, cwd in where.items():
+                client.ensure_server(addr, caller=env, cwd=cwd)
+            while not all(map(client.listening, where)) and time.monotonic() - t0 < 120:
                 time.sleep(0.05)
             took = f"ready in {time.monotonic() - t0:.1f}s"
-            state = took if client.listening(addr) else "not ready: normal starts"
+            state = took if all(map(client.listening, where)) else "not ready: normal starts"
             print(f"[verify] re-execution by a warm server of its own: {state}", flush=True)
         r = _make_report(scratch, env, jobs)
     finally:
-        stopped = kernels.stop(addr)
+        stopped = any([kernels.stop(addr) for addr in where])
     ran = 0
     for line in r.stdout.splitlines():
         if " done in " in line or line.startswith("[paper]"):
