@@ -192,6 +192,13 @@ def address(env: Mapping[str, str] = os.environ, cwd: str | None = None) -> str:
     return "\0kz-warm-" + sha256(repr(key).encode()).hexdigest()[:24]
 
 
+def checkout_servers(env: Mapping[str, str], root: str) -> dict[str, str]:
+    """The servers of a checkout's build, {address: folder asked from}: its steps'
+    (from the root) and its kernels' (from notebooks/): one, unless a matplotlibrc
+    in one of the two folders makes them two (`mpl_files`)."""
+    return {address(env, d): d for d in (root, os.path.join(root, "notebooks"))}
+
+
 def peer_uid(sock: socket.socket) -> int:
     """The uid of the process at the other end of a unix socket."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))

@@ -911,8 +911,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stop", action="store_true", help="ask the warm server to exit")
     a = ap.parse_args(argv)
     if a.stop:  # the server of steps started here, and of kernels in notebooks/ (if another)
-        here = [client.address(), *([client.address(cwd="notebooks")] * os.path.isdir("notebooks"))]
-        stopped = [stop(addr) for addr in dict.fromkeys(here)]
+        stopped = [stop(addr) for addr in client.checkout_servers(os.environ, os.getcwd())]
         print("warm server stopping" if any(stopped) else "no warm server")
         return 0
     if a.serve:

@@ -61,14 +61,12 @@ def sums(params_file: str) -> str | None:
     each, named as make names them; None if one cannot be named or read (the check
     then fails and the snapshot runs). Taken before the snapshot reads them (an edit
     meanwhile fails the check), written only once it has checked them all."""
-    import hashlib
-
     lines = []
     for name in [params_file, *(paths.rel(p) for p in fingerprint.stages())]:
         if "\n" in name or "\\" in name:  # (a name `sha256sum -c` would read escaped)
             return None
         try:
-            digest = hashlib.sha256((paths.ROOT / name).read_bytes()).hexdigest()
+            digest = fingerprint.sha256(paths.ROOT / name)
         except OSError:
             return None
         lines.append(f"{digest}  {name}\n")

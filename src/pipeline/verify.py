@@ -168,7 +168,7 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     env["KZ_NO_FIGURE_CACHE"] = "1"  # every figure drawn again, none from a cache
     # its steps' server (asked from the copy's root) and its kernels' (from notebooks/:
     # the same one, unless a matplotlibrc there gives the kernels one of their own)
-    where = {client.address(env, str(d)): str(d) for d in (scratch, scratch / "notebooks")}
+    where = client.checkout_servers(env, str(scratch))
     try:
         if client.enabled():
             t0 = time.monotonic()
