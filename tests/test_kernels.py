@@ -473,6 +473,16 @@ def test_the_step_launcher_needs_no_script_folder_on_sys_path(tmp_path: Path):
     assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr
 
 
+def one_cell(tmp_path: Path, code: str) -> tuple[Path, Path]:
+    """A notebook of one code cell on the project's kernel, and where its run goes."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": paths.KERNEL_NAME, "language": "python"}
+    src, out = tmp_path / "k.ipynb", tmp_path / "k.out.ipynb"
+    nbformat.write(nb, src)
+    return src, out
+
+
 @pytest.mark.parametrize("forked", [True, False])
 def test_the_runners_kill_ends_what_the_notebook_started(tmp_path: Path, forked: bool):
     """The runner ends a kernel as jupyter_client does, by its process group: a
@@ -481,13 +491,7 @@ def test_the_runners_kill_ends_what_the_notebook_started(tmp_path: Path, forked:
 
     if forked:
         ready()
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell("import subprocess\nprint(subprocess.Popen(['sleep', '60']).pid)")
-    ]
-    nb.metadata["kernelspec"] = {"name": paths.KERNEL_NAME, "language": "python"}
-    src, out = tmp_path / "k.ipynb", tmp_path / "k.out.ipynb"
-    nbformat.write(nb, src)
+    src, out = one_cell(tmp_path, "import subprocess\nprint(subprocess.Popen(['sleep', '60']).pid)")
     km = kernels.manager(forked, kernel_name=paths.KERNEL_NAME)
     pm.execute_notebook(
         str(src), str(out), kernel_name=paths.KERNEL_NAME, progress_bar=False, km=km
@@ -699,13 +703,7 @@ def test_a_run_whose_kernel_dies_ends_and_says_so(tmp_path: Path, forked: bool):
 
     if forked:
         ready()
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
-    ]
-    nb.metadata["kernelspec"] = {"name": paths.KERNEL_NAME, "language": "python"}
-    src, out = tmp_path / "k.ipynb", tmp_path / "k.out.ipynb"
-    nbformat.write(nb, src)
+    src, out = one_cell(tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     km = kernels.manager(forked, kernel_name=paths.KERNEL_NAME)
 
     raised: list[BaseException] = []

@@ -68,6 +68,26 @@ def no_traceback(r: subprocess.CompletedProcess) -> None:
 
 
 # ------------------------------------------------------------------ one root
+def start(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`cmd` in the background, in a process group of its own that gets SIGINT as one
+    started from a terminal does (a test run started in the background, `make test &`
+    or nohup, ignores SIGINT, and so would its children)."""
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+
+
+def wait_until_running(p: subprocess.Popen, work: Path, stem: str) -> None:
+    """Until the runner of notebook `stem`, started by `p`, has made its work folder
+    in `work` (its main runs; its start line may come later, after the build's plan)."""
+    deadline = time.time() + 120
+    while not list(work.glob(f"{stem}-*")):
+        assert p.poll() is None, f"ended before {stem} ran: " + "".join(p.communicate())
+        assert time.time() < deadline, f"{stem} did not start within 120 s"
+        time.sleep(0.01)
+
+
 def test_a_copied_checkout_is_its_own_root(tmp_path: Path):
     copy = copy_project(tmp_path / "copy")
     code = "from analysis import paths; print(paths.ROOT)"
@@ -321,16 +341,9 @@ def test_an_input_edited_while_its_notebook_runs_leaves_it_stale(built: Path):
     os.utime(built / ".build/out/notebooks/04_survey.ipynb", ns=(0, 0))  # it must rerun
     env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(built)}
     env.pop("MAKEFLAGS", None)
-    p = subprocess.Popen(
-        ["make", "--no-print-directory", "report"],
-        cwd=built, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    p = start(["make", "--no-print-directory", "report"], built, env)
     try:
-        deadline = time.time() + 120
-        while not list((built / ".build/tmp").glob("04_survey-*")):  # (it has hashed)
-            assert p.poll() is None, "make ended before 04_survey ran: " + "".join(p.communicate())
-            assert time.time() < deadline, "04_survey did not start within 120 s"
-            time.sleep(0.01)
+        wait_until_running(p, built / ".build/tmp", "04_survey")  # (it has hashed)
         stamp.write_bytes(good + b"\n")  # (another file, the same values)
         out, err = p.communicate(timeout=120)
         assert p.returncode != 0, out + err
@@ -412,21 +425,9 @@ def test_ctrl_c_in_a_runs_main_is_one_line_and_stops_a_shell_loop(tmp_path: Path
     one line, then it ends by SIGINT, as Python ends after an uncaught Ctrl-C, so a
     shell loop around it stops (with status 130 the shell would go on)."""
     root = copy_project(tmp_path / "project")
-    p = subprocess.Popen(
-        ["bash", "-c", f"{sys.executable} -m pipeline.run notebooks/04_survey.ipynb; echo next"],
-        cwd=root,
-        env={**os.environ, "KZ_COMPENDIUM_ROOT": str(root)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.time() + 120
-    while not list((root / "scratch/.tmp").glob("04_survey-*")):  # (its main: a work folder)
-        assert p.poll() is None, "the run ended before it started: " + "".join(p.communicate())
-        assert time.time() < deadline, "the run did not start within 120 s"
-        time.sleep(0.01)
+    loop = f"{sys.executable} -m pipeline.run notebooks/04_survey.ipynb; echo next"
+    p = start(["bash", "-c", loop], root, {**os.environ, "KZ_COMPENDIUM_ROOT": str(root)})
+    wait_until_running(p, root / "scratch/.tmp", "04_survey")
     os.killpg(p.pid, signal.SIGINT)  # as a terminal does: to its foreground group
     out, err = p.communicate(timeout=120)
     assert err == "[run] 04_survey interrupted: nothing published\n", err
@@ -484,25 +485,8 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
     os.utime(built / ".build/out/notebooks/04_survey.ipynb", ns=(0, 0))  # force a rerun
     env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(built)}
     env.pop("MAKEFLAGS", None)
-    p = subprocess.Popen(
-        ["make", "--no-print-directory", "report"],
-        cwd=built,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        # as make started from a terminal gets it: a test run started in the background
-        # (`make test &`, nohup) ignores SIGINT, and so would make and its steps
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    # while it runs: its runner has made its work folder (its start line may come
-    # later, after the build's plan, and the run takes ~1.5 s)
-    deadline = time.time() + 120
-    while not list((built / ".build/tmp").glob("04_survey-*")):
-        assert p.poll() is None, "make ended before 04_survey ran: " + "".join(p.communicate())
-        assert time.time() < deadline, "04_survey did not start within 120 s"
-        time.sleep(0.01)
+    p = start(["make", "--no-print-directory", "report"], built, env)
+    wait_until_running(p, built / ".build/tmp", "04_survey")  # (the run takes ~1.5 s)
     time.sleep(0.3)
     os.killpg(p.pid, signal.SIGINT)
     out, err = p.communicate(timeout=120)
