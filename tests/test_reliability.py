@@ -435,6 +435,30 @@ def test_ctrl_c_in_a_runs_main_is_one_line_and_stops_a_shell_loop(tmp_path: Path
     assert list((root / "scratch/.tmp").glob("*")) == []
 
 
+@pytest.mark.parametrize("stop", ["KeyboardInterrupt", "pipeline.Terminated(15)"])
+def test_stopped_while_the_runner_sets_up_its_kernel_it_leaves_nothing(tmp_path: Path, stop):
+    """The moment the test above hits now and then (1 run in ~8): Ctrl-C (or SIGTERM)
+    after the runner has made its work folder, before its kernel has started. Here
+    the kernel manager's construction raises it, so the moment is always hit: the
+    run's work folder and its kernel's sockets folder are both removed."""
+    root = copy_project(tmp_path / "project")
+    (tmp := tmp_path / "tmp").mkdir()
+    code = (
+        "import sys, pipeline\nfrom pipeline import kernels, run\n"
+        f"def stopped(*a, **k): raise {stop}\n"
+        "kernels.manager = stopped\n"
+        "sys.exit(run.main(['notebooks/04_survey.ipynb']))\n"
+    )
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root), "TMPDIR": str(tmp)}
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert r.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM), r.stderr
+    assert r.stderr.endswith("interrupted: nothing published\n"), r.stderr
+    assert list((root / "scratch/.tmp").glob("*")) == []
+    assert list(tmp.glob("*")) == []  # (its sockets folder: kz-kernel-<pid>-*)
+
+
 def test_an_interrupted_entry_point_ends_by_its_signal_in_a_process_of_its_own():
     """`pipeline.end_interrupted`: an entry-point process (its excepthook installed)
     ends by the signal that interrupted it, SIGINT or the runner's SIGTERM (a killed

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -207,33 +208,42 @@ def execute(
         "params_file": paths.rel(Path(params_file).resolve()) if params_file else None,
     }
     tmp_root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{notebook.stem}-{os.getpid()}-", dir=tmp_root))
+    # The run's two private folders are named here and made inside the `try` below,
+    # whose `finally` removes them: a Ctrl-C or SIGTERM at any moment from now on
+    # leaves neither behind (made before it, one arriving as the kernel was being
+    # set up left the work folder). Local IPC sockets and the connection file go in
+    # the second: no TCP port, no "unencrypted TCP" warning.
+    work = tmp_root / f"{notebook.stem}-{os.getpid()}-{secrets.token_hex(6)}"
     tmp = work / f"{notebook.stem}.ipynb"
     staging = work / "staging"
-    staging.mkdir()
-    # what the kernel inherits for this run only (restored after it)
-    env_before = {k: os.environ.pop(k, None) for k in ("KZ_OUTPUT_DIR", "KZ_FIGURE_CACHE")}
-    os.environ["KZ_OUTPUT_DIR"] = str(staging)
     reads_log = work / "reads.txt"  # the processed tables the notebook reads
-    if build:
-        os.environ["KZ_READS_LOG"] = str(reads_log)
-        if not os.environ.get("KZ_NO_FIGURE_CACHE"):  # (`make verify` draws every figure)
-            os.environ["KZ_FIGURE_CACHE"] = str(paths.BUILD / "figure-cache")
-    os.environ["KZ_COMPENDIUM_ROOT"] = str(paths.ROOT)
-    # Local IPC sockets and the connection file in a private folder: no TCP port,
-    # no "unencrypted TCP" warning; removed here, or by the next build if killed.
-    sockets = Path(tempfile.mkdtemp(prefix=f"{lock.KERNEL_SOCKETS_PREFIX}{os.getpid()}-"))
-    km = kernels.manager(
-        forked,
-        kernel_name=kernel,
-        transport="ipc",
-        ip=f"{sockets}/k",
-        connection_file=str(sockets / "kernel.json"),
+    sockets = Path(tempfile.gettempdir()) / (
+        f"{lock.KERNEL_SOCKETS_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
     )
+    # what the kernel inherits for this run only (restored after it)
+    env_before = {k: os.environ.get(k) for k in ("KZ_OUTPUT_DIR", "KZ_FIGURE_CACHE")}
     previous = signal.signal(signal.SIGTERM, _terminate)
+    km = None
     t0 = time.perf_counter()
     interrupted = False
     try:
+        os.mkdir(work, 0o700)  # (as mkdtemp makes it: a name that exists is an error)
+        staging.mkdir()
+        os.mkdir(sockets, 0o700)
+        os.environ.pop("KZ_FIGURE_CACHE", None)
+        os.environ["KZ_OUTPUT_DIR"] = str(staging)
+        if build:
+            os.environ["KZ_READS_LOG"] = str(reads_log)
+            if not os.environ.get("KZ_NO_FIGURE_CACHE"):  # (`make verify` draws every figure)
+                os.environ["KZ_FIGURE_CACHE"] = str(paths.BUILD / "figure-cache")
+        os.environ["KZ_COMPENDIUM_ROOT"] = str(paths.ROOT)
+        km = kernels.manager(
+            forked,
+            kernel_name=kernel,
+            transport="ipc",
+            ip=f"{sockets}/k",
+            connection_file=str(sockets / "kernel.json"),
+        )
         try:
             pm.execute_notebook(
                 str(source),
@@ -291,7 +301,9 @@ def execute(
         # in the kernel's shutdown, leaving the kernel running and writing into the work
         # folder: the kernel process is killed directly, then its files are removed.
         try:
-            if interrupted:
+            if km is None:  # (stopped while the run was being set up: no kernel)
+                pass
+            elif interrupted:
                 _kill(km)
             elif km.has_kernel:
                 # the notebook has run (its outputs are written, or it failed): the
@@ -299,11 +311,12 @@ def execute(
                 # interrupt first and its event loop's polling (~40 ms a notebook)
                 _kill(km)
         except KeyboardInterrupt:  # (a Ctrl-C during the shutdown)
-            _kill(km)
+            if km is not None:
+                _kill(km)
             raise
         finally:
             try:
-                if not interrupted:
+                if km is not None and not interrupted:
                     # (its files are in `sockets`, removed below)
                     run_sync(km._async_cleanup_resources)()
             finally:  # the kernel has ended: nothing writes there any more
