@@ -51,3 +51,23 @@ def test_write_atomic_leaves_old_file_on_failure(tmp_path, monkeypatch):
         write_atomic(p, b"new")
     assert p.read_text() == "old"
     assert [x.name for x in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_write_atomic_interrupted_as_its_temporary_file_is_made_leaves_none(tmp_path, monkeypatch):
+    """A Ctrl-C that arrives just as the temporary file has been created (a reviewer's
+    loop of real SIGINTs left one in 35 of 150 with `mkstemp`, in data/processed/,
+    .build/ or reports/): the file is made, then the interruption is raised."""
+    p = tmp_path / "a.txt"
+    p.write_text("old")
+    real_open = os.open
+
+    def interrupted(*a, **k):
+        os.close(real_open(*a, **k))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "open", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(p, b"new")
+    monkeypatch.undo()
+    assert p.read_text() == "old"
+    assert [x.name for x in tmp_path.iterdir()] == ["a.txt"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,29 @@ def test_make_notebook_scaffolds_a_working_stage(tmp_path: Path):
     assert all((root / f).read_bytes() == b for f, b in snapshot.items())
     r = make(root, "notebook", "NAME=Bad-Name")
     assert r.returncode != 0 and "NAME='Bad-Name'" in r.stderr
+
+
+def test_make_notebook_interrupted_writes_nothing(tmp_path: Path):
+    """A Ctrl-C between its writes (notebook, schema, params.yaml) puts back what it
+    had written: with a schema section but no params entry every build stopped, and
+    the name was refused as existing. The interruption is raised by its third write,
+    after the notebook and the schema."""
+    root = copy_project(tmp_path / "project")
+    files = ("params.yaml", "src/analysis/schema.py")
+    before = {f: (root / f).read_bytes() for f in files}
+    notebooks = sorted((root / "notebooks").iterdir())
+    code = (
+        "import sys\nfrom pipeline import scaffold\nreal, calls = scaffold.write_atomic, []\n"
+        "def write(*a):\n    calls.append(a)\n"
+        "    if len(calls) == 3: raise KeyboardInterrupt\n    real(*a)\n"
+        "scaffold.write_atomic = write\nsys.exit(scaffold.main(['media']))\n"
+    )
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root), "PYTHONPATH": str(root / "src")}
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 130 and r.stderr.endswith("interrupted: nothing published\n"), r
+    assert {f: (root / f).read_bytes() for f in files} == before
+    assert sorted((root / "notebooks").iterdir()) == notebooks
+    r = make(root, "notebook", "NAME=media")  # the name is free
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder.
 
-    A reader never sees a half-written file and a failure leaves the old file.
+    A reader never sees a half-written file and a failure leaves the old file. The
+    temporary file is named first and created inside the block that removes it on
+    any exception: a Ctrl-C at any moment leaves none behind (with `mkstemp`, one
+    arriving as it returned, after it had made the file, left it there).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except PermissionError as e:  # name the file we meant to write, not a temporary
         raise PermissionError(e.errno, e.strerror, str(path)) from None
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
+        try:  # (O_EXCL: as mkstemp, never an existing file)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except PermissionError as e:
+            raise PermissionError(e.errno, e.strerror, str(path)) from None
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except FileExistsError:  # (another writer's temporary file of that name: not ours)
+        raise
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

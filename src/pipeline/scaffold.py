@@ -21,12 +21,13 @@ import argparse
 import re
 import sys
 import uuid
+from pathlib import Path
 
 import nbformat
 
 from analysis import params as params_mod
 from analysis import paths
-from analysis.io import write_atomic
+from analysis.io import write_atomic, write_if_changed
 from pipeline.cli import entry
 
 NAME = re.compile(r"[a-z][a-z0-9_]{1,30}")
@@ -148,9 +149,27 @@ def scaffold(section: str) -> list[str]:
     nb_path = paths.NOTEBOOKS / f"{stem}.ipynb"
     text = paths.PARAMS.read_text(encoding="utf-8")
     schema = SCHEMA.read_text(encoding="utf-8")
-    write_atomic(nb_path, nbformat.writes(notebook(section, stem)).encode("utf-8") + b"\n")
-    write_atomic(SCHEMA, (schema.rstrip("\n") + "\n" + schema_entry(section, stem)).encode())
-    write_atomic(paths.PARAMS, (text.rstrip("\n") + "\n" + params_entry(section, stem)).encode())
+    # All three or none: a failure or Ctrl-C after the first write puts back what was
+    # written (a schema section without its params entry stopped every build, and the
+    # next `make notebook` refused the name as existing)
+    before = {f: f.read_bytes() for f in (nb_path, SCHEMA, paths.PARAMS) if f.exists()}
+    written: list[Path] = []
+    try:
+        nb = nbformat.writes(notebook(section, stem)).encode("utf-8") + b"\n"
+        written.append(nb_path)
+        write_atomic(nb_path, nb)
+        written.append(SCHEMA)
+        write_atomic(SCHEMA, (schema.rstrip("\n") + "\n" + schema_entry(section, stem)).encode())
+        written.append(paths.PARAMS)
+        entry_text = params_entry(section, stem)
+        write_atomic(paths.PARAMS, (text.rstrip("\n") + "\n" + entry_text).encode())
+    except BaseException:
+        for path in reversed(written):
+            if path in before:
+                write_if_changed(path, before[path])
+            else:
+                path.unlink(missing_ok=True)
+        raise
     return [paths.rel(nb_path), "params.yaml", paths.rel(SCHEMA)]
 
 
