@@ -316,6 +316,12 @@ $(NOTEBOOK_PAGES): $(OUT)/notebooks/%.html: $(OUT)/notebooks/%.ipynb src/pipelin
 # it with results.json, figures and executed notebooks into reports/, together.
 .PHONY: report
 report: reports/paper.html
+# make never deletes it (it deletes the target of an interrupted or failed recipe
+# whose date changed): the paper stage moves it into place last, in one rename, so
+# the paper.html there is always a whole one. Deleted after that move, it left no
+# report at all; kept, it is the new one (a publication interrupted before its end
+# leaves the marker that makes the next build publish again: pipeline.publish).
+.PRECIOUS: reports/paper.html
 reports/paper.html: paper/paper.md $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
   $(ENVSNAP) data/raw/datapackage.json requirements.lock \
   $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) | $(BYTECODE)

@@ -435,17 +435,16 @@ def test_ctrl_c_in_a_runs_main_is_one_line_and_stops_a_shell_loop(tmp_path: Path
     assert list((root / "scratch/.tmp").glob("*")) == []
 
 
-@pytest.mark.parametrize("stop", ["KeyboardInterrupt", "pipeline.Terminated(15)"])
-def test_stopped_while_the_runner_sets_up_its_kernel_it_leaves_nothing(tmp_path: Path, stop):
-    """The moment the test above hits now and then (1 run in ~8): Ctrl-C (or SIGTERM)
+def test_stopped_while_the_runner_sets_up_its_kernel_it_leaves_nothing(tmp_path: Path):
+    """The moment the test above hits now and then (1 run in ~8): a Ctrl-C
     after the runner has made its work folder, before its kernel has started. Here
     the kernel manager's construction raises it, so the moment is always hit: the
     run's work folder and its kernel's sockets folder are both removed."""
     root = copy_project(tmp_path / "project")
     (tmp := tmp_path / "tmp").mkdir()
     code = (
-        "import sys, pipeline\nfrom pipeline import kernels, run\n"
-        f"def stopped(*a, **k): raise {stop}\n"
+        "import sys\nfrom pipeline import kernels, run\n"
+        "def stopped(*a, **k): raise KeyboardInterrupt\n"
         "kernels.manager = stopped\n"
         "sys.exit(run.main(['notebooks/04_survey.ipynb']))\n"
     )
@@ -453,10 +452,36 @@ def test_stopped_while_the_runner_sets_up_its_kernel_it_leaves_nothing(tmp_path:
     r = subprocess.run(
         [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
     )
-    assert r.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM), r.stderr
+    assert r.returncode == 128 + signal.SIGINT, r.stderr
     assert r.stderr.endswith("interrupted: nothing published\n"), r.stderr
     assert list((root / "scratch/.tmp").glob("*")) == []
     assert list(tmp.glob("*")) == []  # (its sockets folder: kz-kernel-<pid>-*)
+
+
+def test_sigterm_during_the_runners_clean_up_waits_for_its_end(tmp_path: Path):
+    """A SIGTERM that arrives while the runner cleans up (a Ctrl-C, then make's
+    SIGTERM a moment later) ended it at once, with its work folder left: the
+    clean-up now ends first, then the run ends by SIGTERM with its one line. Here the
+    first folder removal sends it (and the notebook itself is not run: no kernel)."""
+    root = copy_project(tmp_path / "project")
+    (tmp := tmp_path / "tmp").mkdir()
+    code = (
+        "import os, shutil, signal, sys\nimport papermill\nfrom pipeline import run\n"
+        "papermill.execute_notebook = lambda *a, **k: None\n"
+        "real, sent = shutil.rmtree, []\n"
+        "def rmtree(*a, **k):\n"
+        "    if not sent:\n        sent.append(1)\n        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    real(*a, **k)\n"
+        "shutil.rmtree = rmtree\nsys.exit(run.main(['notebooks/04_survey.ipynb']))\n"
+    )
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root), "TMPDIR": str(tmp)}
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
+    assert r.stderr.endswith("interrupted: nothing published\n"), r.stderr
+    assert list((root / "scratch/.tmp").glob("*")) == []
+    assert list(tmp.glob("*")) == []
 
 
 def test_an_interrupted_entry_point_ends_by_its_signal_in_a_process_of_its_own():
@@ -464,10 +489,9 @@ def test_an_interrupted_entry_point_ends_by_its_signal_in_a_process_of_its_own()
     ends by the signal that interrupted it, SIGINT or the runner's SIGTERM (a killed
     make); called in-process (here, pytest), it returns 128 + the signal."""
     import pipeline
-    from pipeline import run as run_mod
 
     with pytest.raises(pipeline.Terminated) as caught:
-        run_mod._terminate(signal.SIGTERM, None)
+        pipeline.terminated(signal.SIGTERM, None)
     assert isinstance(caught.value, KeyboardInterrupt) and caught.value.signum == signal.SIGTERM
     assert pipeline.end_interrupted(KeyboardInterrupt()) == 130
     assert pipeline.end_interrupted(caught.value) == 128 + signal.SIGTERM
@@ -534,6 +558,45 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing_behind(built: Path):
     assert left == []
 
 
+def test_ctrl_c_once_the_paper_is_in_place_keeps_it(built: Path, tmp_path: Path):
+    """Ctrl-C after the paper stage has moved the new paper.html into place, before
+    it has finished: make deletes an interrupted recipe's target whose date changed,
+    and the previous paper had been replaced already, so no report was left. The
+    moment is made to last: in a copy of the shared build, the copy's publication
+    stops there (its own code) until the test interrupts it."""
+    assert make(built, "report").returncode == 0  # settle what earlier tests touched
+    root = tmp_path / "copy"
+    shutil.copytree(built, root, symlinks=True)
+    publish = root / "src/pipeline/publish.py"
+    pause = tmp_path / "paper-in-place"
+    code = publish.read_text()
+    here = "        for sub in DELIVERED_DIRS:\n"  # (after the moves, the paper's last)
+    assert here in code
+    publish.write_text(
+        code.replace(here, f"        open({str(pause)!r}, 'w').close()\n" + here.replace(
+            "for sub", "__import__('time').sleep(60)\n        for sub"), 1)
+    )  # fmt: skip
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root)}
+    env.pop("MAKEFLAGS", None)
+    p = start(["make", "--no-print-directory", "report"], root, env)
+    deadline = time.time() + 120
+    while not pause.exists():
+        assert p.poll() is None, "".join(p.communicate())
+        assert time.time() < deadline, "the paper stage did not publish within 120 s"
+        time.sleep(0.01)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode != 0, out + err
+    paper = root / "reports/paper.html"
+    assert paper.exists(), err  # the new one, whole
+    assert paper.read_bytes() == (built / "reports/paper.html").read_bytes()
+    assert (root / "reports/.publishing").exists()  # the publication did not end
+    publish.write_text(code)
+    r = make(root, "report")  # publishes again
+    assert r.returncode == 0, r.stderr
+    assert not (root / "reports/.publishing").exists()
+
+
 # ------------------------------------------------------------------ environment
 def test_installed_versions_that_differ_from_the_lock_are_named(monkeypatch, tmp_path):
     have = fingerprint.installed()
@@ -551,6 +614,42 @@ def test_installed_versions_that_differ_from_the_lock_are_named(monkeypatch, tmp
 def test_verify_with_a_missing_params_file_is_one_line():
     r = run([sys.executable, "-m", "pipeline.verify", "--params", "missing.yaml"], cwd=ROOT)
     assert r.returncode == 1 and r.stderr.strip() == "error: missing.yaml: file not found"
+
+
+def test_a_verify_stopped_by_sigterm_stops_its_build_and_leaves_nothing(tmp_path: Path):
+    """SIGTERM to `python -m pipeline.verify` alone (a process manager's stop, not a
+    terminal's Ctrl-C to the whole group) while its re-execution builds: it ended at
+    once, leaving the scratch copy and its `make report`, whose build went on
+    orphaned. Now: its make and steps are stopped, the copy removed, one line, and it
+    ends by SIGTERM. The copy's Makefile is a fixture whose `report` only waits."""
+    from pipeline import lock
+
+    root = copy_project(tmp_path / "project")
+    (root / "Makefile").write_text(  # (fixture: stands for the build)
+        "report:\n\t@sleep 60 & echo $$! > $(KZ_TEST_PIDFILE); wait\n"
+    )
+    pidfile = tmp_path / "step.pid"
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root), "KZ_FORK_KERNELS": "0"}
+    env["KZ_TEST_PIDFILE"] = str(pidfile)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.verify"], cwd=root, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert p.poll() is None, "".join(p.communicate())
+        assert time.time() < deadline, "the re-execution did not start within 120 s"
+        time.sleep(0.02)
+    step = int(pidfile.read_text())
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGTERM, (p.returncode, err)
+    assert err == "[verify] interrupted: nothing published\n", err
+    deadline = time.time() + 10
+    while lock.alive(step) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not lock.alive(step), "the re-execution's step outlived the verify"
+    assert list((root / ".build/verify").glob("*")) == []
 
 
 def _as_another_user(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -55,6 +55,12 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+def terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler (the runner's and the verify's: a killed make or a process
+    manager's stop) that raises `Terminated`, to clean up as after a Ctrl-C."""
+    raise Terminated(signum)
+
+
 def end_interrupted(e: KeyboardInterrupt) -> int:
     """How an entry point ends once it has printed its one line about `e` (its own
     clean-up done): a process of its own (`python -m pipeline.X`, a forked step) ends

@@ -157,10 +157,6 @@ def _kill(km) -> None:
         proc.wait(timeout=10)
 
 
-def _terminate(signum, frame):  # SIGTERM (a killed make): clean up like Ctrl-C
-    raise pipeline.Terminated(signum)
-
-
 def execute(
     notebook: Path,
     out: Path,
@@ -222,7 +218,7 @@ def execute(
     )
     # what the kernel inherits for this run only (restored after it)
     env_before = {k: os.environ.get(k) for k in ("KZ_OUTPUT_DIR", "KZ_FIGURE_CACHE")}
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, pipeline.terminated)
     km = None
     t0 = time.perf_counter()
     interrupted = False
@@ -289,7 +285,10 @@ def execute(
         interrupted = True
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # a SIGTERM during the clean-up waits for its end (it stopped the clean-up
+        # halfway, the work folder left), then ends the run as one before it does
+        stopped: list[int] = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
         os.environ.pop("KZ_READS_LOG", None)
         for key, value in env_before.items():
             if value is None:
@@ -322,6 +321,9 @@ def execute(
             finally:  # the kernel has ended: nothing writes there any more
                 shutil.rmtree(sockets, ignore_errors=True)
                 shutil.rmtree(work, ignore_errors=True)
+                signal.signal(signal.SIGTERM, previous)
+                if stopped and not interrupted:
+                    raise pipeline.Terminated(stopped[0])
     took = time.perf_counter() - t0
     if build:
         page(out)

@@ -200,19 +200,36 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
 
 
 def _make_report(scratch: Path, env: dict[str, str], jobs: int) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            f"--jobs={max(1, jobs)}",
-            "report",
-            "PARAMS=.verify-params.yaml",
-        ],
+    """`make report` in the scratch copy, in a process group of its own: an interruption
+    of the verify (Ctrl-C, or SIGTERM, which reaches it alone) is passed on to make and
+    its steps, and waited for, before the copy is removed (killed at once, make left
+    its steps running: a whole build went on, orphaned, in a folder being removed)."""
+    import signal
+
+    p = subprocess.Popen(
+        ["make", "--no-print-directory", f"--jobs={max(1, jobs)}", "report"]
+        + ["PARAMS=.verify-params.yaml"],
         cwd=scratch,
         env=env,
-        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
+        process_group=0,
     )
+    try:
+        out, err = p.communicate()
+    except KeyboardInterrupt as e:
+        try:
+            os.killpg(p.pid, getattr(e, "signum", signal.SIGINT))
+            p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+        except ProcessLookupError:  # (ended already)
+            p.communicate()
+        raise
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
 def _first_difference(a: bytes, b: bytes) -> str:
@@ -487,6 +504,20 @@ def print_table(title: str, rows: list[Row], only_problems: bool = False) -> Non
 
 @entry
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    import pipeline
+
+    # a SIGTERM cleans up as a Ctrl-C does: its make stopped, the scratch copy and
+    # its warm server removed, one line (it ended at once, leaving all three)
+    previous = signal.signal(signal.SIGTERM, pipeline.terminated)
+    try:
+        return _verify(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _verify(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.verify")
     ap.add_argument("--params", type=Path, default=paths.PARAMS)
     ap.add_argument("--record", action="store_true", help="update the committed record")
