@@ -230,6 +230,53 @@ sys.exit(int(sys.argv[1]))
 """
 
 
+def test_a_ctrl_c_while_a_step_is_being_forked_reaches_the_step(monkeypatch):
+    """A Ctrl-C that reaches a step's client while its request is under way (the
+    server forking; no pid yet) was dropped: the step ran to its end, unaware. It is
+    passed on once the step is forked. Here the fork is a stand-in (a fixture): a
+    `sleep` in a process group of its own, the Ctrl-C sent as it is started."""
+    monkeypatch.setattr(client, "enabled", lambda: True)
+    monkeypatch.setattr(client, "ensure_server", lambda addr, start=True: True)
+    steps: list[subprocess.Popen] = []
+
+    class Forked:
+        def __init__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # (the request is under way)
+            steps.append(subprocess.Popen(["sleep", "30"], start_new_session=True))
+            self.pid = steps[0].pid
+
+        def wait(self) -> int:
+            return steps[0].wait(timeout=20)
+
+    monkeypatch.setattr(client, "fork", lambda addr, request, fds: Forked())
+    saved = {s: signal.getsignal(s) for s in client.FORWARDED}
+    try:
+        assert client.run_module("pipeline.nothing", []) == -signal.SIGINT
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        steps[0].kill()
+        steps[0].wait()
+
+
+def test_a_ctrl_c_before_a_step_is_forked_is_one_line():
+    """A Ctrl-C in a step's first ~30 ms (its client importing, or asking the server,
+    before the fork) printed a traceback. Here the client's address computation
+    raises it: one line, and the process ends by SIGINT, as `python -m` would."""
+    step = Path(client.__file__).parent / "step.py"
+    code = (
+        "import runpy, sys\n"
+        f"sys.path.insert(0, {str(step.parent)!r})\nimport client\n"
+        "def interrupted(*a, **k): raise KeyboardInterrupt\n"
+        "client.address = interrupted\nclient.enabled = lambda: True\n"
+        f"sys.argv = [{str(step)!r}, 'pipeline.merge', '--help']\n"
+        f"runpy.run_path({str(step)!r}, run_name='__main__')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == -signal.SIGINT, r.stderr
+    assert r.stderr == "[merge] interrupted: nothing published\n", r.stderr
+
+
 def test_a_step_runs_forked_with_the_callers_code_streams_and_status(tmp_path: Path):
     """`python src/pipeline/client.py MODULE ARGS` is `python -m MODULE ARGS`: the
     caller's arguments, working directory, environment, umask and stdout/stderr; its

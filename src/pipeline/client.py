@@ -468,13 +468,16 @@ def run_module(module: str, args: list[str], start: bool = True) -> int:
         "umask": umask,
     }
     pid = -1
+    pending: list[int] = []  # (signals that came while the request was under way)
 
     def forward(signum, frame):
-        if pid > 0:
-            try:
-                os.killpg(pid, signum)  # its process group: the step and what it started
-            except OSError:
-                pass
+        if pid <= 0:  # passed on once it is forked (dropped, the step ran on unaware)
+            pending.append(signum)
+            return
+        try:
+            os.killpg(pid, signum)  # its process group: the step and what it started
+        except OSError:
+            pass
 
     ignored = ignored_signals()
     old = {s: signal.signal(s, forward) for s in FORWARDED if int(s) not in ignored}
@@ -485,6 +488,8 @@ def run_module(module: str, args: list[str], start: bool = True) -> int:
             signal.signal(s, h)
         raise
     pid = forked.pid
+    for signum in pending:
+        forward(signum, None)
     return forked.wait()
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from analysis import paths
+from analysis.io import write_atomic
 from pipeline import client
 
 LOCK = paths.BUILD / "lock"
@@ -71,9 +71,7 @@ def acquire(owner: int, what: str = "build") -> bool:
             )
         stale = LOCK.exists()
         info = {"pid": owner, "start": _start_time(owner), "time": time.time(), "what": what}
-        tmp = LOCK.with_name(f"lock.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, LOCK)
+        write_atomic(LOCK, json.dumps(info).encode())  # (no temporary left if interrupted)
         clean_temporaries()  # under the guard: no runner of this make has started yet
     return stale
 

@@ -11,6 +11,17 @@ import sys
 
 # this folder: first on sys.path for a script, except under PYTHONSAFEPATH (-P)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import client  # type: ignore[import-not-found]  # noqa: E402
+try:
+    import client  # type: ignore[import-not-found]
 
-client.script()
+    client.script()  # (it ends the process; once it has asked for the fork, the
+    # client passes a Ctrl-C on to the step, which says it, and ends as the step did)
+except KeyboardInterrupt:  # before that (~30 ms): one line, not a traceback, and the
+    # end of an uncaught Ctrl-C, as `python -m` of the step would end
+    import signal
+
+    step = next((a for a in sys.argv[1:] if not a.startswith("-")), "step")
+    sys.stderr.write(f"[{step.removeprefix('pipeline.')}] interrupted: nothing published\n")
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
