@@ -435,27 +435,31 @@ def test_ctrl_c_in_a_runs_main_is_one_line_and_stops_a_shell_loop(tmp_path: Path
     assert list((root / "scratch/.tmp").glob("*")) == []
 
 
-def test_stopped_while_the_runner_sets_up_its_kernel_it_leaves_nothing(tmp_path: Path):
-    """The moment the test above hits now and then (1 run in ~8): a Ctrl-C
-    after the runner has made its work folder, before its kernel has started. Here
-    the kernel manager's construction raises it, so the moment is always hit: the
-    run's work folder and its kernel's sockets folder are both removed."""
+def interrupted_by_hand(tmp_path: Path, stop: str, signum: int) -> None:
+    """A run by hand of 04_survey in a scratch copy, in a driver whose `stop` (code)
+    interrupts it at a chosen moment: one line, it returns 128 + `signum` (called
+    in-process), and neither its work folder nor its kernel's sockets folder
+    (kz-kernel-<pid>-*, in a TMPDIR of its own) is left."""
     root = copy_project(tmp_path / "project")
     (tmp := tmp_path / "tmp").mkdir()
-    code = (
-        "import sys\nfrom pipeline import kernels, run\n"
-        "def stopped(*a, **k): raise KeyboardInterrupt\n"
-        "kernels.manager = stopped\n"
-        "sys.exit(run.main(['notebooks/04_survey.ipynb']))\n"
-    )
+    code = f"import os, signal, sys\nfrom pipeline import kernels, run\n{stop}"
+    code += "sys.exit(run.main(['notebooks/04_survey.ipynb']))\n"
     env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root), "TMPDIR": str(tmp)}
     r = subprocess.run(
         [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
     )
-    assert r.returncode == 128 + signal.SIGINT, r.stderr
+    assert r.returncode == 128 + signum, (r.returncode, r.stderr)
     assert r.stderr.endswith("interrupted: nothing published\n"), r.stderr
     assert list((root / "scratch/.tmp").glob("*")) == []
-    assert list(tmp.glob("*")) == []  # (its sockets folder: kz-kernel-<pid>-*)
+    assert list(tmp.glob("*")) == []
+
+
+def test_stopped_while_the_runner_sets_up_its_kernel_it_leaves_nothing(tmp_path: Path):
+    """The moment the test above hits now and then (1 run in ~8): a Ctrl-C after the
+    runner has made its work folder, before its kernel has started. Here the kernel
+    manager's construction raises it, so the moment is always hit."""
+    stop = "def stopped(*a, **k): raise KeyboardInterrupt\nkernels.manager = stopped\n"
+    interrupted_by_hand(tmp_path, stop, signal.SIGINT)
 
 
 def test_sigterm_during_the_runners_clean_up_waits_for_its_end(tmp_path: Path):
@@ -463,25 +467,15 @@ def test_sigterm_during_the_runners_clean_up_waits_for_its_end(tmp_path: Path):
     SIGTERM a moment later) ended it at once, with its work folder left: the
     clean-up now ends first, then the run ends by SIGTERM with its one line. Here the
     first folder removal sends it (and the notebook itself is not run: no kernel)."""
-    root = copy_project(tmp_path / "project")
-    (tmp := tmp_path / "tmp").mkdir()
-    code = (
-        "import os, shutil, signal, sys\nimport papermill\nfrom pipeline import run\n"
-        "papermill.execute_notebook = lambda *a, **k: None\n"
+    stop = (
+        "import shutil, papermill\npapermill.execute_notebook = lambda *a, **k: None\n"
         "real, sent = shutil.rmtree, []\n"
         "def rmtree(*a, **k):\n"
         "    if not sent:\n        sent.append(1)\n        os.kill(os.getpid(), signal.SIGTERM)\n"
         "    real(*a, **k)\n"
-        "shutil.rmtree = rmtree\nsys.exit(run.main(['notebooks/04_survey.ipynb']))\n"
+        "shutil.rmtree = rmtree\n"
     )
-    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root), "TMPDIR": str(tmp)}
-    r = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
-    )
-    assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
-    assert r.stderr.endswith("interrupted: nothing published\n"), r.stderr
-    assert list((root / "scratch/.tmp").glob("*")) == []
-    assert list(tmp.glob("*")) == []
+    interrupted_by_hand(tmp_path, stop, signal.SIGTERM)
 
 
 def test_an_interrupted_entry_point_ends_by_its_signal_in_a_process_of_its_own():
