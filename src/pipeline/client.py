@@ -476,6 +476,11 @@ def run_module(module: str, args: list[str], start: bool = True) -> int:
             return
         try:
             os.killpg(pid, signum)  # its process group: the step and what it started
+        except ProcessLookupError:  # (no group yet: held by the child until it has one)
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
         except OSError:
             pass
 

@@ -569,7 +569,7 @@ def _child(
     a closed pipe) and, last, its status pipe: it writes its exit code there just
     before it exits, for its caller to read if the server has gone."""
     code = 1
-    interrupted = False
+    interrupted = started = False
     me = os.getpid()  # (a process the step forks inherits the status pipe, and this code)
     *streams, status = fds
     try:
@@ -642,6 +642,9 @@ def _child(
             sys.modules["numpy.random"].seed()  # a fresh process draws a new seed
         import runpy
 
+        # what its caller passed on while it was set up arrives now (held by the server)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, client.FORWARDED)
+        started = True
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as e:
@@ -650,7 +653,11 @@ def _child(
             print(e.code, file=sys.stderr)
     except KeyboardInterrupt:  # uncaught: the interpreter prints it and dies by SIGINT
         interrupted = True
-        sys.excepthook(*sys.exc_info())
+        if started or request["kind"] == "kernel":
+            sys.excepthook(*sys.exc_info())
+        else:  # (before the step's own code ran: its one line, not a traceback)
+            step = request["module"].removeprefix("pipeline.")
+            print(f"[{step}] interrupted: nothing published", file=sys.stderr)
     except BaseException:
         sys.excepthook(*sys.exc_info())
     finally:
@@ -860,6 +867,11 @@ class Server:
                 raise ValueError(f"cannot serve {kind!r} with {len(fds)} file descriptors")
             sys.stdout.flush()
             sys.stderr.flush()
+            # the signals a caller passes on are held from the fork until the child has
+            # its own session and handlers (it unblocks them then): one its caller sends
+            # as soon as it has the pid (a Ctrl-C during the request) reaches the child,
+            # never the server's handlers, and is not lost before its process group exists
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, client.FORWARDED)
             pid = os.fork()
             if pid == 0:
                 close = [self.listener, self.wake_r, self.wake_w, conn]
@@ -870,6 +882,7 @@ class Server:
                     self.base_path,
                     [*close, *self.children.values(), *self.orphans.values()],
                 )
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             self.children[pid] = conn  # before the reply: its caller may vanish meanwhile
             conn.settimeout(None)
             conn.sendall(f"pid {pid}\n".encode())
