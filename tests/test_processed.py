@@ -71,3 +71,18 @@ def test_write_atomic_interrupted_as_its_temporary_file_is_made_leaves_none(tmp_
     monkeypatch.undo()
     assert p.read_text() == "old"
     assert [x.name for x in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_write_atomic_names_the_file_it_meant_to_write(tmp_path, monkeypatch):
+    """A permission error at any point names the target, never the temporary file
+    (the move into a sticky folder where the target is another user's named it)."""
+    p = tmp_path / "a.txt"
+
+    def refused(src, dst):
+        raise PermissionError(13, "Permission denied", str(src))
+
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(PermissionError) as caught:
+        write_atomic(p, b"new")
+    assert caught.value.filename == str(p)
+    assert list(tmp_path.iterdir()) == []

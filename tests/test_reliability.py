@@ -583,6 +583,7 @@ def test_ctrl_c_once_the_paper_is_in_place_keeps_it(built: Path, tmp_path: Path)
     assert p.returncode != 0, out + err
     paper = root / "reports/paper.html"
     assert paper.exists(), err  # the new one, whole
+    assert "[paper] interrupted: the new paper is in place; the next `make report`" in err, err
     assert paper.read_bytes() == (built / "reports/paper.html").read_bytes()
     assert (root / "reports/.publishing").exists()  # the publication did not end
     publish.write_text(code)

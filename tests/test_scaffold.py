@@ -67,7 +67,7 @@ def test_make_notebook_interrupted_writes_nothing(tmp_path: Path):
     after the notebook and the schema."""
     root = copy_project(tmp_path / "project")
     files = ("params.yaml", "src/analysis/schema.py")
-    before = {f: (root / f).read_bytes() for f in files}
+    before = {f: ((root / f).read_bytes(), (root / f).stat().st_mtime_ns) for f in files}
     notebooks = sorted((root / "notebooks").iterdir())
     code = (
         "import sys\nfrom pipeline import scaffold\nreal, calls = scaffold.write_atomic, []\n"
@@ -80,7 +80,8 @@ def test_make_notebook_interrupted_writes_nothing(tmp_path: Path):
         [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
     )
     assert r.returncode == 130 and r.stderr.endswith("interrupted: nothing published\n"), r
-    assert {f: (root / f).read_bytes() for f in files} == before
+    # (and their dates: a new one made the next build run the snapshot and the paper)
+    assert {f: ((root / f).read_bytes(), (root / f).stat().st_mtime_ns) for f in files} == before
     assert sorted((root / "notebooks").iterdir()) == notebooks
     r = make(root, "notebook", "NAME=media")  # the name is free
     assert r.returncode == 0, r.stdout + r.stderr

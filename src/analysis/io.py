@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -22,18 +23,18 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise PermissionError(e.errno, e.strerror, str(path)) from None
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        try:  # (O_EXCL: as mkstemp, never an existing file)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except PermissionError as e:
-            raise PermissionError(e.errno, e.strerror, str(path)) from None
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # (as mkstemp)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except FileExistsError:  # (another writer's temporary file of that name: not ours)
         raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        with contextlib.suppress(OSError):  # (never in place of what went wrong)
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, PermissionError):  # name the file we meant to write, not a temporary
+            raise PermissionError(e.errno, e.strerror, str(path)) from None
         raise
 
 

@@ -46,6 +46,11 @@ def _interrupted(kind: type[BaseException], value: BaseException, tb: object) ->
         _previous(kind, value, tb)  # type: ignore[arg-type]
 
 
+# what an interrupted entry point says it left (its one line): the paper stage's
+# publication changes it as it moves the new report into place (pipeline.publish)
+interrupted_note = "nothing published"
+
+
 class Terminated(KeyboardInterrupt):
     """An interruption by another signal than Ctrl-C (the runner turns SIGTERM, a
     killed make, into one, to clean up as after a Ctrl-C): `signum` names it."""

@@ -27,10 +27,11 @@ def entry(main: Callable[..., int]) -> Callable[..., int]:
 
         prog = pipeline.entry_name() if main.__module__ == "__main__" else main.__module__
         prog = prog.removeprefix("pipeline.")
+        pipeline.interrupted_note = "nothing published"
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt as e:
-            print(f"[{prog}] interrupted: nothing published", file=sys.stderr)
+            print(f"[{prog}] interrupted: {pipeline.interrupted_note}", file=sys.stderr)
             return pipeline.end_interrupted(e)
         except PermissionError as e:
             print(f"error: permission denied: {e.filename or e}", file=sys.stderr)

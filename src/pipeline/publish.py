@@ -21,6 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pipeline
 from analysis import paths
 from pipeline.fingerprint import sha256
 
@@ -50,12 +51,18 @@ def stage_and_publish(files: dict[str, bytes], reports: Path = paths.REPORTS) ->
             if dst.is_file() and dst.read_bytes() == files[rel] and rel != "paper.html":
                 continue  # unchanged: keep its date
             os.replace(staging / rel, dst)
+            pipeline.interrupted_note = (  # (what an interruption from now on leaves)
+                "the new paper is in place; the next `make report` ends its publication"
+                if rel == "paper.html"
+                else "publication cut short; the next `make report` publishes again"
+            )
         for sub in DELIVERED_DIRS:
             for p in (reports / sub).glob("*") if (reports / sub).is_dir() else []:
                 if p.is_file() and str(p.relative_to(reports)) not in files:
                     p.unlink()
         shutil.rmtree(reports / "results", ignore_errors=True)  # layout before 0.2
         marker.unlink()
+        pipeline.interrupted_note = "after the report was published"
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     # the manifest is dated after every change of the publication (folders included):

@@ -18,6 +18,7 @@ README "Put a notebook's numbers and figure into the paper".
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import uuid
@@ -152,7 +153,7 @@ def scaffold(section: str) -> list[str]:
     # All three or none: a failure or Ctrl-C after the first write puts back what was
     # written (a schema section without its params entry stopped every build, and the
     # next `make notebook` refused the name as existing)
-    before = {f: f.read_bytes() for f in (nb_path, SCHEMA, paths.PARAMS) if f.exists()}
+    before = {f: (f.read_bytes(), f.stat()) for f in (nb_path, SCHEMA, paths.PARAMS) if f.exists()}
     written: list[Path] = []
     try:
         nb = nbformat.writes(notebook(section, stem)).encode("utf-8") + b"\n"
@@ -165,8 +166,11 @@ def scaffold(section: str) -> list[str]:
         write_atomic(paths.PARAMS, (text.rstrip("\n") + "\n" + entry_text).encode())
     except BaseException:
         for path in reversed(written):
-            if path in before:
-                write_if_changed(path, before[path])
+            if path in before:  # its bytes, mode and date (a new date reran the build)
+                content, st = before[path]
+                if write_if_changed(path, content):
+                    os.chmod(path, st.st_mode & 0o7777)
+                    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
             else:
                 path.unlink(missing_ok=True)
         raise
