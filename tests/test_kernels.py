@@ -236,7 +236,9 @@ def test_a_ctrl_c_while_a_step_is_being_forked_reaches_the_step(monkeypatch):
     own process group or handlers (a reviewer: 4 of 25 delivered): the step ran to
     its end, unaware. The client passes it on once it has the pid, and the child
     holds it until it is set up. Here the Ctrl-C is sent as the request starts,
-    five times; the step (`python -m timeit`, a 2 s sleep) must end by it at once."""
+    five times; the step (`python -m timeit`, a 2 s sleep) must end by it at once:
+    by SIGINT when it arrives before timeit runs, status 1 when timeit's own catch-all
+    reports it."""
     ready()
     real = client.fork
 
@@ -250,8 +252,8 @@ def test_a_ctrl_c_while_a_step_is_being_forked_reaches_the_step(monkeypatch):
     try:
         for _ in range(5):
             t0 = time.monotonic()
-            assert client.run_module("timeit", sleep, start=False) == -signal.SIGINT
-            assert time.monotonic() - t0 < 1.5
+            assert client.run_module("timeit", sleep, start=False) in (-signal.SIGINT, 1)
+            assert time.monotonic() - t0 < 1.5  # (lost, it ran its 2 s and ended with 0)
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
