@@ -300,14 +300,11 @@ def execute(
         # in the kernel's shutdown, leaving the kernel running and writing into the work
         # folder: the kernel process is killed directly, then its files are removed.
         try:
-            if km is None:  # (stopped while the run was being set up: no kernel)
-                pass
-            elif interrupted:
-                _kill(km)
-            elif km.has_kernel:
-                # the notebook has run (its outputs are written, or it failed): the
-                # kernel is killed as shutdown_kernel(now=True) would, without its
-                # interrupt first and its event loop's polling (~40 ms a notebook)
+            # (no manager: stopped while the run was being set up.) After a run (its
+            # outputs are written, or it failed) the kernel is killed as
+            # shutdown_kernel(now=True) would, without its interrupt first and its
+            # event loop's polling (~40 ms a notebook)
+            if km is not None and (interrupted or km.has_kernel):
                 _kill(km)
         except KeyboardInterrupt:  # (a Ctrl-C during the shutdown)
             if km is not None:

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import pipeline
 from analysis import paths
 from analysis.io import write_atomic, write_if_changed
 from pipeline.cli import entry
@@ -204,8 +206,6 @@ def _make_report(scratch: Path, env: dict[str, str], jobs: int) -> subprocess.Co
     of the verify (Ctrl-C, or SIGTERM, which reaches it alone) is passed on to make and
     its steps, and waited for, before the copy is removed (killed at once, make left
     its steps running: a whole build went on, orphaned, in a folder being removed)."""
-    import signal
-
     p = subprocess.Popen(
         ["make", "--no-print-directory", f"--jobs={max(1, jobs)}", "report"]
         + ["PARAMS=.verify-params.yaml"],
@@ -504,10 +504,6 @@ def print_table(title: str, rows: list[Row], only_problems: bool = False) -> Non
 
 @entry
 def main(argv: list[str] | None = None) -> int:
-    import signal
-
-    import pipeline
-
     # a SIGTERM cleans up as a Ctrl-C does: its make stopped, the scratch copy and
     # its warm server removed, one line (it ended at once, leaving all three)
     previous = signal.signal(signal.SIGTERM, pipeline.terminated)
