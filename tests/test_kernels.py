@@ -96,7 +96,10 @@ def notebook(path: Path, code: str) -> Path:
 
 
 def run(src: Path, out: Path, forked: bool, value: str) -> tuple[dict, object]:
-    km = kernels.manager(forked, kernel_name=paths.KERNEL_NAME)
+    # (the connection file beside the output: by default jupyter_client writes it to
+    # /tmp, and papermill leaves it there when it is handed the manager)
+    connection = str(out.with_suffix(".kernel.json"))
+    km = kernels.manager(forked, kernel_name=paths.KERNEL_NAME, connection_file=connection)
     pm.execute_notebook(
         str(src),
         str(out),
@@ -443,6 +446,7 @@ def test_the_server_survives_a_bad_request_and_refuses_other_users(
     assert "GOT" not in out  # it was told nothing
 
 
+@pytest.mark.long(10)
 def test_a_step_keeps_its_status_when_the_server_dies(tmp_path: Path):
     """The exit status also travels through the step's own status pipe: a server
     killed mid-step does not turn a successful step into a failed one.

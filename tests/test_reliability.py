@@ -12,7 +12,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -647,6 +649,18 @@ def test_a_verify_stopped_by_sigterm_stops_its_build_and_leaves_nothing(tmp_path
     assert list((root / ".build/verify").glob("*")) == []
 
 
+@pytest.fixture
+def reachable() -> Iterator[Path]:
+    """A folder another user can reach (pytest's tmp_path is private to this one),
+    removed at the end: each run left two project copies in /tmp."""
+    base = Path(tempfile.mkdtemp(prefix="kz-readonly-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def _as_another_user(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     if os.geteuid() == 0:
         args = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *args]
@@ -660,12 +674,8 @@ def _as_another_user(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_read_only_raw_data_is_one_line():
-    import tempfile
-
-    base = Path(tempfile.mkdtemp(prefix="kz-readonly-"))
-    base.chmod(0o755)  # reachable by the other user
-    copy = copy_project(base / "copy")
+def test_read_only_raw_data_is_one_line(reachable: Path):
+    copy = copy_project(reachable / "copy")
     pop = copy / "data/raw/population.csv"
     pop.write_text(pop.read_text().replace("1993,17274487", "1993,17274488"))
     for p in [copy, *copy.rglob("*")]:
@@ -709,14 +719,10 @@ def test_make_clean_removes_every_generated_output(tmp_path: Path):
     assert (copy / "reports/expected-figures").is_dir()
 
 
-def test_read_only_reports_is_one_line_and_keeps_the_previous_paper():
+def test_read_only_reports_is_one_line_and_keeps_the_previous_paper(reachable: Path):
     """Publishing into a `reports/` the user cannot write: one line naming the
     path, no traceback, and the previous paper untouched."""
-    import tempfile
-
-    base = Path(tempfile.mkdtemp(prefix="kz-readonly-reports-"))
-    base.chmod(0o755)
-    copy = copy_project(base / "copy")
+    copy = copy_project(reachable / "copy")
     reports = copy / "reports"
     (reports / "paper.html").write_text("previous paper")
     for p in [copy, *copy.rglob("*")]:
