@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,26 +62,32 @@ def test_make_notebook_scaffolds_a_working_stage(tmp_path: Path):
     assert r.returncode != 0 and "NAME='Bad-Name'" in r.stderr
 
 
-def test_make_notebook_interrupted_writes_nothing(tmp_path: Path):
-    """A Ctrl-C between its writes (notebook, schema, params.yaml) puts back what it
-    had written: with a schema section but no params entry every build stopped, and
-    the name was refused as existing. The interruption is raised by its third write,
-    after the notebook and the schema."""
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+def test_make_notebook_interrupted_writes_nothing(tmp_path: Path, how: str):
+    """A Ctrl-C or a SIGTERM between its writes (notebook, schema, params.yaml) puts
+    back what it had written: with a schema section but no params entry every build
+    stopped, and the name was refused as existing. The interruption comes at its third
+    write, after the notebook and the schema."""
+    interrupt = {
+        "Ctrl-C": "raise KeyboardInterrupt",
+        "SIGTERM": "os.kill(os.getpid(), signal.SIGTERM)",
+    }[how]
     root = copy_project(tmp_path / "project")
     files = ("params.yaml", "src/analysis/schema.py")
     before = {f: ((root / f).read_bytes(), (root / f).stat().st_mtime_ns) for f in files}
     notebooks = sorted((root / "notebooks").iterdir())
     code = (
-        "import sys\nfrom pipeline import scaffold\nreal, calls = scaffold.write_atomic, []\n"
-        "def write(*a):\n    calls.append(a)\n"
-        "    if len(calls) == 3: raise KeyboardInterrupt\n    real(*a)\n"
+        "import os, signal, sys\nfrom pipeline import scaffold\n"
+        "real, calls = scaffold.write_atomic, []\n"
+        f"def write(*a):\n    calls.append(a)\n    if len(calls) == 3: {interrupt}\n    real(*a)\n"
         "scaffold.write_atomic = write\nsys.exit(scaffold.main(['media']))\n"
     )
     env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(root), "PYTHONPATH": str(root / "src")}
     r = subprocess.run(
         [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
     )
-    assert r.returncode == 130 and r.stderr.endswith("interrupted: nothing published\n"), r
+    code = 128 + (signal.SIGINT if how == "Ctrl-C" else signal.SIGTERM)
+    assert r.returncode == code and r.stderr.endswith("interrupted: nothing published\n"), r
     # (and their dates: a new one made the next build run the snapshot and the paper)
     assert {f: ((root / f).read_bytes(), (root / f).stat().st_mtime_ns) for f in files} == before
     assert sorted((root / "notebooks").iterdir()) == notebooks

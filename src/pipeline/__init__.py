@@ -66,6 +66,23 @@ def terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
+class terminated_as_interrupted:
+    """`with terminated_as_interrupted():` a SIGTERM in the block raises `Terminated`
+    (its clean-up runs as after a Ctrl-C), the previous handler is put back after it.
+    The verify and `make notebook` use it; the runner defers a SIGTERM during its own
+    clean-up (pipeline.run)."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        self.previous = signal.signal(signal.SIGTERM, terminated)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, self.previous)
+
+
 def end_interrupted(e: KeyboardInterrupt) -> int:
     """How an entry point ends once it has printed its one line about `e` (its own
     clean-up done): a process of its own (`python -m pipeline.X`, a forked step) ends

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 
+import pipeline
 from analysis import params as params_mod
 from analysis import paths
 from analysis.io import write_atomic, write_if_changed
@@ -187,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             "usage: make notebook NAME=<section>  (e.g. make notebook NAME=media)", file=sys.stderr
         )
         return 2
-    written = scaffold(a.section)
+    with pipeline.terminated_as_interrupted():  # a SIGTERM between the writes: all put back
+        written = scaffold(a.section)
     print(f"[notebook] wrote {', '.join(written)}")
     print(
         "[notebook] next: `make report` runs it; `make lab` opens it; quote its result in "

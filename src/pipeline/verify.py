@@ -506,11 +506,8 @@ def print_table(title: str, rows: list[Row], only_problems: bool = False) -> Non
 def main(argv: list[str] | None = None) -> int:
     # a SIGTERM cleans up as a Ctrl-C does: its make stopped, the scratch copy and
     # its warm server removed, one line (it ended at once, leaving all three)
-    previous = signal.signal(signal.SIGTERM, pipeline.terminated)
-    try:
+    with pipeline.terminated_as_interrupted():
         return _verify(argv)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _verify(argv: list[str] | None) -> int:
