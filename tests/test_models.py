@@ -38,8 +38,28 @@ def test_growth_range_of_a_known_exponential():
     pairs = set(zip(r.start_year, r.end_year, strict=True))
     assert pairs == {(2010, 2016), (2010, 2020), (2013, 2020)}
     assert r["rate"].to_numpy() == pytest.approx([0.05] * 3, abs=1e-3)
+    assert set(r["reads_as"]) == {"estimate"}
     with pytest.raises(ValueError):
         ngo.growth_range(per_year, min_span=20)
+
+
+def test_a_lower_bound_makes_a_growth_rate_a_limit():
+    """ "More than 20,000" may be 25,000: at the start that means slower growth (the
+    rate is at most what it says), at the end faster (at least); both: nothing."""
+    per_year = _counts(
+        year=[2010, 2011, 2017, 2018],
+        count=[1000, 1000, 2000, 2000],
+        bound=["lower", "point", "point", "lower"],
+        source_id=list("abcd"),
+    )
+    r = ngo.growth_range(per_year, min_span=6).set_index(["start_year", "end_year"])["reads_as"]
+    assert r.to_dict() == {
+        (2010, 2017): "upper limit",
+        (2010, 2018): "no information",
+        (2011, 2017): "estimate",
+        (2011, 2018): "lower limit",
+    }
+    assert ngo.reading("approximate", "point") == "estimate"
 
 
 def test_one_per_year_prefers_official_then_exact_and_drops_implausible():
@@ -89,15 +109,14 @@ def test_index_profile_describes_steps():
     assert (p.low_year, p.low, p.last_year, p.last) == (1996, 0.2, 1999, 0.35)
 
 
-def test_association_spearman_with_exact_p():
-    a = pd.DataFrame({"year": [1, 2, 3, 4], "count": [10, 20, 30, 40]})
-    b = pd.DataFrame({"year": [1, 2, 3, 4, 5], "value": [0.4, 0.3, 0.2, 0.1, 0.0]})
-    r = ngo.association(a, b)
-    assert r.rho == pytest.approx(-1) and r.n == 4
-    # a perfect ordering of 4 points: 2 of 24 permutations are as extreme (two-sided)
-    assert r.p_value == pytest.approx(2 / 24)
-    rho, p = ngo.exact_spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
-    assert rho == pytest.approx(0.8) and 0 < p < 1
+def test_common_years_side_by_side_with_the_bounds():
+    a = pd.DataFrame(
+        {"year": [1, 2, 3, 4], "count": [10, 20, 30, 40], "bound": ["point", "lower"] * 2}
+    )
+    b = pd.DataFrame({"year": [2, 3, 4, 5], "value": [0.4, 0.3, 0.2, 0.1]})
+    both = ngo.common_years(a, b)
+    assert list(both["year"]) == [2, 3, 4] and list(both["bound"]) == ["lower", "point", "lower"]
+    assert list(both["value"]) == [0.4, 0.3, 0.2]
 
 
 # ---------------------------------------------------------------- survey

@@ -76,10 +76,10 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
     `one_per_year` (the raw `ngo_counts` table mixes series, statuses and
     sources: a year given twice is refused). Every pair of years
     at least `min_span` years apart gives a rate (end / start) ** (1 / years) - 1,
-    as a fraction per year; the columns say whether either end is a lower bound
-    or approximate. No interval: the counts are a census of a register, stated
-    in rounded figures, not a sample. The spread of the rates over the
-    defensible endpoint choices is the honest measure of uncertainty.
+    as a fraction per year, and `reads_as`, what that rate can say given the
+    bounds of its ends (`reading`). No interval: the counts are a census of a
+    register, stated in rounded figures, not a sample. The spread of the rates
+    over the defensible endpoint choices is the honest measure of uncertainty.
     """
     _one_per_year_check(per_year, "growth_range")
     rows = []
@@ -102,11 +102,34 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
                     "end_source": b["source_id"],
                     "years": span,
                     "rate": (float(b["count"]) / float(a["count"])) ** (1 / span) - 1,
+                    "reads_as": reading(a["bound"], b["bound"]),
                 }
             )
     if not rows:
         raise ValueError(f"no pair of years at least {min_span} years apart")
     return pd.DataFrame(rows)
+
+
+def reading(start_bound: str, end_bound: str) -> str:
+    """What a growth rate between two counts says, given their bounds.
+
+    A count stated as a lower bound ("more than 20,000") may be larger. At the
+    start, a larger count means slower growth, so the rate is an upper limit
+    ("at most"); at the end, faster growth, so a lower limit ("at least"); at
+    both ends the two pull apart and the rate says nothing. Otherwise it is an
+    estimate (approximate where either end is approximate).
+
+    >>> reading("lower", "point"), reading("point", "lower"), reading("lower", "lower")
+    ('upper limit', 'lower limit', 'no information')
+    """
+    start, end = start_bound == "lower", end_bound == "lower"
+    if start and end:
+        return "no information"
+    if start:
+        return "upper limit"
+    if end:
+        return "lower limit"
+    return "estimate"
 
 
 def _one_per_year_check(per_year: pd.DataFrame, who: str) -> None:
@@ -202,53 +225,19 @@ def index_profile(years, values) -> IndexProfile:
     )
 
 
-@dataclass(frozen=True)
-class Association:
-    """A rank correlation over the common years (see `association`)."""
+def common_years(counts_by_year: pd.DataFrame, index_by_year: pd.DataFrame) -> pd.DataFrame:
+    """The years with both a count and an index value, side by side (columns `year`,
+    `count`, `bound`, `value`).
 
-    rho: float
-    p_value: float  # exact two-sided permutation p-value
-    n: int
-    years: tuple[int, ...]
-
-
-def exact_spearman(x, y) -> tuple[float, float]:
-    """Spearman's rho with an exact two-sided permutation p-value.
-
-    Every permutation of y against x is enumerated (n <= 9), so the p-value
-    needs no large-sample approximation: the share of permutations whose
-    |rho| is at least the observed one.
-    """
-    from itertools import permutations
-
-    from scipy.stats import rankdata
-
-    rx, ry = rankdata(np.asarray(x, dtype=float)), rankdata(np.asarray(y, dtype=float))
-    n = len(rx)
-    if n < 3 or n > 9:
-        raise ValueError("exact permutation test implemented for 3 to 9 points")
-
-    def rho(a, b) -> float:
-        return float(np.corrcoef(a, b)[0, 1])
-
-    observed = rho(rx, ry)
-    hits = total = 0
-    for perm in permutations(ry):
-        total += 1
-        hits += abs(rho(rx, np.array(perm))) >= abs(observed) - 1e-12
-    return observed, hits / total
-
-
-def association(counts_by_year: pd.DataFrame, index_by_year: pd.DataFrame) -> Association:
-    """Spearman rank correlation of counts and an index over the years both have,
-    with an exact permutation p-value (columns `year`, `count`; `year`, `value`).
+    No correlation is computed from them: over a handful of years, with counts
+    stated as lower bounds (their order by size unknown) and series that both drift
+    upwards, a rank correlation describes the drift, not a link.
 
     counts_by_year: one count per year (`one_per_year`; a year given twice is
     refused); index_by_year: one index's rows of `civic_space_scores`."""
-    _one_per_year_check(counts_by_year, "association")
-    _one_per_year_check(index_by_year, "association (index)")
-    m = counts_by_year[["year", "count"]].merge(index_by_year[["year", "value"]], on="year")
-    if len(m) < 3:
-        raise ValueError("fewer than 3 common years")
-    rho, p = exact_spearman(m["count"], m["value"])
-    return Association(rho=rho, p_value=p, n=len(m), years=tuple(int(y) for y in m["year"]))
+    _one_per_year_check(counts_by_year, "common_years")
+    _one_per_year_check(index_by_year, "common_years (index)")
+    both = counts_by_year[["year", "count", "bound"]].merge(
+        index_by_year[["year", "value"]], on="year"
+    )
+    return both.reset_index(drop=True)
