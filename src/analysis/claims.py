@@ -337,8 +337,9 @@ def participation_reason(survey_results: pd.DataFrame, population: pd.DataFrame)
     return (
         "no count of people joining such projects in the data; the nearest measure, volunteering "
         f"in the past month, was reported by {last['percent']:g}% of respondents in "
-        f"{int(last['year'])} (CAF World Giving Index) in a population of "
-        f"{p['population'] / 1e6:.1f} million, far more than several thousand people, though "
+        f"{int(last['year'])} (CAF World Giving Index, national samples); whatever ages the "
+        "samples cover, a share of that size in a country of "
+        f"{p['population'] / 1e6:.1f} million people is far more than several thousand, though "
         "volunteering is not the activism the article means"
     )
 
