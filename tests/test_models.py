@@ -120,6 +120,15 @@ def test_common_years_side_by_side_with_the_bounds():
 
 
 # ---------------------------------------------------------------- survey
+def test_largest_step_counts_consecutive_years_only():
+    rows = pd.DataFrame({"year": [2009, 2010, 2011, 2014, 2015], "percent": [8, 10, 9, 40, 35]})
+    st = survey.largest_step(rows)
+    # 2011 -> 2014 (+31) spans missing years: not a year-to-year change
+    assert (st.largest, st.year) == (5.0, 2015)
+    with pytest.raises(ValueError, match="consecutive"):
+        survey.largest_step(pd.DataFrame({"year": [2009, 2011], "percent": [1, 2]}))
+
+
 def test_wilson_textbook_value():
     # Wilson 95% interval for 81/263 = (0.2553, 0.3662) (Newcombe 1998, Table I style check)
     lo, hi = survey.wilson(81, 263)

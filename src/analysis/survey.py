@@ -138,6 +138,29 @@ def item(
     )
 
 
+@dataclass(frozen=True)
+class Steps:
+    """The year-to-year changes of one annual series (see `largest_step`)."""
+
+    largest: float  # the largest absolute change between consecutive years, in points
+    year: int  # the later year of that change
+
+
+def largest_step(rows: pd.DataFrame) -> Steps:
+    """The largest change of an annual percentage between consecutive years (columns
+    `year`, `percent`; one row per year): a series' endpoints say little where it
+    jumps by as much as their difference. A change across a missing year is not a
+    year-to-year change and is not counted."""
+    s = rows.set_index("year")["percent"].astype(float).sort_index()
+    if s.index.duplicated().any():
+        raise ValueError("largest_step needs one value per year")
+    steps = s.diff()[s.index.to_series().diff() == 1]
+    if steps.empty:
+        raise ValueError("no two consecutive years")
+    year = int(steps.abs().idxmax())
+    return Steps(largest=abs(float(steps[year])), year=year)
+
+
 def interval_kind(confidence: float, n: int) -> str:
     """The exact label of a survey interval."""
     return (
