@@ -171,13 +171,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("built"))
         elif "scratch" in names:
             item.add_marker(pytest.mark.xdist_group(f"scratch-{item.module.__name__}"))
-    # The longest tests first (marked `long`, longest first; the rest keep their
-    # order). xdist hands out the shared build's group first (its largest), then
-    # the other tests in this order: a long test collected late would start late
-    # and end the run alone (verify's three builds did, ~30 s after the rest).
-    items.sort(key=lambda item: -_long(item))
-
-
-def _long(item: pytest.Item) -> float:
-    marker = item.get_closest_marker("long")
-    return float(marker.args[0]) if marker else 0.0

@@ -446,7 +446,6 @@ def test_the_server_survives_a_bad_request_and_refuses_other_users(
     assert "GOT" not in out  # it was told nothing
 
 
-@pytest.mark.long(10)
 def test_a_step_keeps_its_status_when_the_server_dies(tmp_path: Path):
     """The exit status also travels through the step's own status pipe: a server
     killed mid-step does not turn a successful step into a failed one.

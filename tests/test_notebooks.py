@@ -75,7 +75,6 @@ def test_strip_volatile_removes_timings():
 
 
 @pytest.mark.notebook
-@pytest.mark.long(11)
 def test_data_stage_through_the_runner(project_copy: Path, tmp_path: Path):
     out = tmp_path / "01_data.ipynb"
     params = project_copy / "params.yaml"

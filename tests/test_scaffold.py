@@ -22,7 +22,6 @@ def ran(out: str) -> list[str]:
 
 
 @pytest.mark.notebook
-@pytest.mark.long(10)
 def test_make_notebook_scaffolds_a_working_stage(tmp_path: Path):
     root = copy_project(tmp_path / "project")
     before = sorted(p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -88,7 +88,6 @@ def test_frictionless_catches_a_broken_table(tmp_path: Path):
 
 
 # ---------------------------------------------------------------- types
-@pytest.mark.long(30)
 def test_mypy_passes_on_the_typed_package():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
     assert cfg["files"] and (ROOT / "src/analysis/py.typed").exists()

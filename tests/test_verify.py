@@ -46,7 +46,6 @@ def test_nothing_delivered_is_named(tmp_path: Path):
 
 
 @pytest.mark.notebook
-@pytest.mark.long(40)
 def test_verify_passes_then_names_every_difference(scratch: Path):
     """Two re-executions: a PASS on the copy's own build, then a FAIL naming a
     hand-edited delivered paper and results, and exactly the results that depend
