@@ -62,6 +62,13 @@ def test_a_lower_bound_makes_a_growth_rate_a_limit():
     assert ngo.reading("approximate", "point") == "estimate"
 
 
+def test_a_span_is_dated_to_the_month_only_where_both_ends_give_one():
+    assert ngo.dated_span("2017-11-21", "2023-04") == pytest.approx(65 / 12)
+    assert ngo.dated_span("2021-02-17", "2025-10-15 (XII Civil Forum)") == pytest.approx(56 / 12)
+    for undated in ("c. 2024 (article undated)", "2016", "2020-04 (active); 2020-09-17 (reg.)"):
+        assert math.isnan(ngo.dated_span("2017-11-21", undated)), undated
+
+
 def test_one_per_year_prefers_official_then_exact_and_drops_implausible():
     counts = _counts(
         year=[2020, 2020, 2020, 2021, 2021, 2025, 2025],

@@ -10,6 +10,7 @@ so their rows can be passed to `Registry.record`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,9 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
     sources: a year given twice is refused). Every pair of years
     at least `min_span` years apart gives a rate (end / start) ** (1 / years) - 1,
     as a fraction per year, and `reads_as`, what that rate can say given the
-    bounds of its ends (`reading`). No interval: the counts are a census of a
+    bounds of its ends (`reading`). Pairs are chosen and rated by calendar years;
+    `dated_years` is the span to the month where both ends are dated to one
+    (`dated_span`), else NaN. No interval: the counts are a census of a
     register, stated in rounded figures, not a sample. The spread of the rates
     over the defensible endpoint choices is the honest measure of uncertainty.
     """
@@ -103,11 +106,35 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
                     "years": span,
                     "rate": (float(b["count"]) / float(a["count"])) ** (1 / span) - 1,
                     "reads_as": reading(a["bound"], b["bound"]),
+                    "dated_years": dated_span(a.get("as_of"), b.get("as_of")),
                 }
             )
     if not rows:
         raise ValueError(f"no pair of years at least {min_span} years apart")
     return pd.DataFrame(rows)
+
+
+def dated_span(start_as_of: object, end_as_of: object) -> float:
+    """Years between two `as_of` dates, to the month, where each gives one date to the
+    month or day ("2017-11-21", "2023-04 (...)"); NaN where either is undated, only
+    a year, or names more than one date.
+
+    >>> round(dated_span("2017-11-21", "2023-04"), 2)
+    5.42
+    """
+    months = [_month(x) for x in (start_as_of, end_as_of)]
+    if None in months:
+        return float("nan")
+    return (months[1] - months[0]) / 12  # type: ignore[operator]
+
+
+def _month(as_of: object) -> int | None:
+    if not isinstance(as_of, str):
+        return None
+    m = re.fullmatch(r"(\d{4})-(\d{2})(?:-\d{2})?(?: \(([^()]*)\))?", as_of.strip())
+    if m is None or (m.group(3) and re.search(r"\d{4}-\d{2}", m.group(3))):
+        return None
+    return int(m.group(1)) * 12 + int(m.group(2)) - 1
 
 
 def reading(start_bound: str, end_bound: str) -> str:
@@ -117,7 +144,8 @@ def reading(start_bound: str, end_bound: str) -> str:
     start, a larger count means slower growth, so the rate is an upper limit
     ("at most"); at the end, faster growth, so a lower limit ("at least"); at
     both ends the two pull apart and the rate says nothing. Otherwise it is an
-    estimate (approximate where either end is approximate).
+    estimate (an approximate one where either end is approximate: the bound
+    columns of `growth_range` say which).
 
     >>> reading("lower", "point"), reading("point", "lower"), reading("lower", "lower")
     ('upper limit', 'lower limit', 'no information')
