@@ -122,10 +122,10 @@ def dated_span(start_as_of: object, end_as_of: object) -> float:
     >>> round(dated_span("2017-11-21", "2023-04"), 2)
     5.42
     """
-    months = [_month(x) for x in (start_as_of, end_as_of)]
-    if None in months:
+    start, end = _month(start_as_of), _month(end_as_of)
+    if start is None or end is None:
         return float("nan")
-    return (months[1] - months[0]) / 12  # type: ignore[operator]
+    return (end - start) / 12
 
 
 def _month(as_of: object) -> int | None:
