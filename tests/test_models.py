@@ -39,6 +39,7 @@ def test_growth_range_of_a_known_exponential():
     assert pairs == {(2010, 2016), (2010, 2020), (2013, 2020)}
     assert r["rate"].to_numpy() == pytest.approx([0.05] * 3, abs=1e-3)
     assert set(r["reads_as"]) == {"estimate"}
+    assert r["dated_years"].isna().all() and r["dated_rate"].isna().all()  # (years only)
     with pytest.raises(ValueError):
         ngo.growth_range(per_year, min_span=20)
 

@@ -10,6 +10,7 @@ so their rows can be passed to `Registry.record`.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -80,9 +81,10 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
     as a fraction per year, and `reads_as`, what that rate can say given the
     bounds of its ends (`reading`). Pairs are chosen and rated by calendar years;
     `dated_years` is the span to the month where both ends are dated to one
-    (`dated_span`), else NaN. No interval: the counts are a census of a
-    register, stated in rounded figures, not a sample. The spread of the rates
-    over the defensible endpoint choices is the honest measure of uncertainty.
+    (`dated_span`), else NaN, and `dated_rate` the rate over it. No interval: the
+    counts are a census of a register, stated in rounded figures, not a sample.
+    The spread of the rates over the defensible endpoint choices is the honest
+    measure of uncertainty.
     """
     _one_per_year_check(per_year, "growth_range")
     rows = []
@@ -93,6 +95,7 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
             span = int(b["year"]) - int(a["year"])
             if span < min_span:
                 continue
+            dated = dated_span(a.get("as_of"), b.get("as_of"))
             rows.append(
                 {
                     "start_year": int(a["year"]),
@@ -104,14 +107,22 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
                     "end_bound": b["bound"],
                     "end_source": b["source_id"],
                     "years": span,
-                    "rate": (float(b["count"]) / float(a["count"])) ** (1 / span) - 1,
+                    "rate": _annual(a["count"], b["count"], span),
                     "reads_as": reading(a["bound"], b["bound"]),
-                    "dated_years": dated_span(a.get("as_of"), b.get("as_of")),
+                    "dated_years": dated,
+                    "dated_rate": _annual(a["count"], b["count"], dated),
                 }
             )
     if not rows:
         raise ValueError(f"no pair of years at least {min_span} years apart")
     return pd.DataFrame(rows)
+
+
+def _annual(start: float, end: float, years: float) -> float:
+    """Compound annual growth from `start` to `end` over `years` (NaN years: NaN)."""
+    if math.isnan(years):  # (1.0 ** nan is 1.0: an unchanged count would read 0)
+        return math.nan
+    return (float(end) / float(start)) ** (1 / years) - 1
 
 
 def dated_span(start_as_of: object, end_as_of: object) -> float:
