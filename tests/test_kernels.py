@@ -262,6 +262,31 @@ def test_a_ctrl_c_while_a_step_is_being_forked_reaches_the_step(monkeypatch):
             signal.signal(s, handler)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_signal_during_a_request_the_server_refuses_is_not_lost(monkeypatch, signum):
+    """A signal that comes while the request is under way, which the server then
+    refuses (the step is run the normal way: client.main), was held for a pid that
+    never came: the step then ran to its end, unaware. It is now this process's own,
+    with the handler it had before the request (here one that records it)."""
+    ready()
+
+    def fork(*args):
+        os.kill(os.getpid(), signum)  # (the request is under way: no pid yet)
+        raise client.NotServed("refused")
+
+    monkeypatch.setattr(client, "fork", fork)
+    got: list[int] = []
+    saved = {s: signal.getsignal(s) for s in client.FORWARDED}
+    try:
+        signal.signal(signum, lambda s, frame: got.append(s))
+        with pytest.raises(client.NotServed, match="refused"):
+            client.run_module("timeit", ["pass"], start=False)
+        assert got == [signum]
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
 def test_a_ctrl_c_before_a_step_is_forked_is_one_line():
     """A Ctrl-C in a step's first ~30 ms (its client importing, or asking the server,
     before the fork) printed a traceback. Here the client's address computation

@@ -491,7 +491,9 @@ def run_module(module: str, args: list[str], start: bool = True) -> int:
     except BaseException:
         for s, h in old.items():
             signal.signal(s, h)
-        raise
+        for signum in pending:  # not forked: a signal that came meanwhile is this
+            signal.raise_signal(signum)  # process's own (its caller would run the step
+        raise  # the normal way, and a Ctrl-C during the request would be lost)
     pid = forked.pid
     for signum in pending:
         forward(signum, None)
