@@ -382,6 +382,26 @@ def test_gaps_and_vintages():
     assert list(d["year"]) == [2001] and d["difference"].iloc[0] == pytest.approx(1.0)
 
 
+def test_dating_reads_a_yearly_value_against_two_januaries():
+    """A yearly value that equals the next January's figure shows a change in its own
+    year; one that equals the same January's shows it a year late; where the two
+    Januaries agree there is nothing to tell. Fixture values, not data."""
+    rows = [  # (iso3, year, pct, source): yearly values y, January files j
+        ("AAA", 2000, 10.04, "y"), ("AAA", 2001, 20.0, "y"), ("AAA", 2002, 21.0, "y"),
+        ("AAA", 2003, 30.0, "y"),
+        ("AAA", 2000, 10.0, "j"), ("AAA", 2001, 10.0, "j"), ("AAA", 2002, 20.0, "j"),
+        ("AAA", 2003, 21.0, "j"), ("AAA", 2004, 25.0, "j"),
+    ]  # fmt: skip
+    annual = pd.DataFrame(rows, columns=["iso3", "year", "women_pct", "source_id"])
+    d = P.dating(annual, "y", "j")
+    assert list(d["year"]) == [2000, 2001, 2002, 2003]  # 2004: no yearly value
+    # 2000: both Januaries 10.0 (10.04 rounds to it); 2001: 20.0 is January 2002's;
+    # 2002: 21.0 is January 2003's; 2003: 30.0 is neither 21.0 nor 25.0
+    assert list(d["match"]) == ["no change", "next January", "next January", "neither"]
+    annual.loc[(annual["source_id"] == "y") & (annual["year"] == 2001), "women_pct"] = 10.0
+    assert P.dating(annual, "y", "j")["match"].iloc[1] == "same January"
+
+
 # ---------------------------------------------------------------- claims
 def test_decimals_follow_the_claims_precision():
     assert C.decimals_of(0.05) == 2

@@ -200,6 +200,30 @@ def vintage_differences(annual: pd.DataFrame, a: str, b: str, tol: float = 1e-9)
     return m[diff.abs() > tol].assign(difference=diff[diff.abs() > tol]).reset_index(drop=True)
 
 
+def dating(annual: pd.DataFrame, yearly: str, january: str, decimals: int = 1) -> pd.DataFrame:
+    """Which date in the year a series with one undated value a year (`yearly`, the
+    World Bank's) describes, read against a series dated to January (`january`, the
+    IPU's files for January, published to `decimals` places).
+
+    One row per country-year with a `yearly` value and `january` values for both
+    that January and the next: `match` is "no change" when the two Januaries agree,
+    else "next January" or "same January" (the value rounded to `decimals` equals
+    that January's), or "neither". A "next January" value shows a change in the year
+    it happened; a "same January" value shows it a year later."""
+    cols = ["iso3", "year", "women_pct"]
+    y = annual[annual["source_id"] == yearly][cols].rename(columns={"women_pct": "value"})
+    j = annual[annual["source_id"] == january][cols].rename(columns={"women_pct": "same"})
+    nxt = j.assign(year=j["year"] - 1).rename(columns={"same": "next"})
+    m = y.merge(j, on=["iso3", "year"]).merge(nxt, on=["iso3", "year"])
+    value = m["value"].round(decimals)
+    same, later = value == m["same"].round(decimals), value == m["next"].round(decimals)
+    changed = m["same"].round(decimals) != m["next"].round(decimals)
+    match = np.select(
+        [~changed, later, same], ["no change", "next January", "same January"], "neither"
+    )
+    return m.assign(match=match).sort_values(["iso3", "year"]).reset_index(drop=True)
+
+
 def gaps(series: pd.Series, target: float, parity: float) -> pd.DataFrame:
     """Percentage points to the target and to parity, by year (negative = above)."""
     return pd.DataFrame(

@@ -480,6 +480,19 @@ def ngo_counts_figure(counts):
                 edgecolor=c,
                 linewidths=1.3,
             )
+    narrow = ok[ok["status"] == "active (narrow tier)"]
+    for year, count in zip(narrow["year"], narrow["count"], strict=True):
+        # a narrower tier of the active ones, not a fall of the active count: say so on it
+        ax.annotate(
+            "narrower 'active' tier",
+            (year, count),
+            xytext=(-7, 0),
+            textcoords="offset points",
+            fontsize=7,
+            ha="right",
+            va="center",
+            color="#444444",
+        )
     bad = counts[counts["quality"] != "ok"]
     # beside, not over, the point of the same year (the cross marks a value, not a place)
     ax.scatter(bad["year"] - 0.45, bad["count"], marker="x", s=36, color="#a00000", zorder=4)
