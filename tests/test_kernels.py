@@ -666,10 +666,11 @@ def test_the_server_stays_and_gives_kernels_what_their_imports_set(tmp_path: Pat
     assert first.returncode == second.returncode == 0
     assert int(first.stdout) == int(second.stdout) != os.getpid()  # the same server
     # a step's breakpoint() is Python's own, not debugpy's (which a kernel has), and
-    # so is its excepthook (not the one the server's own `python -m pipeline` set)
+    # so are its excepthook and unraisablehook (not those the server's own `python -m
+    # pipeline` set)
     code = "import sys\nprint(sys.breakpointhook is sys.__breakpointhook__, "
-    code += "sys.excepthook is sys.__excepthook__)\n"
-    assert step(probe_env(tmp_path, code), tmp_path).stdout.strip() == "True True"
+    code += "sys.excepthook is sys.__excepthook__, sys.unraisablehook is sys.__unraisablehook__)\n"
+    assert step(probe_env(tmp_path, code), tmp_path).stdout.strip() == "True True True"
     assert "PYDEVD_USE_FRAME_EVAL" not in os.environ  # (not set by the tests themselves)
     work = tmp_path / "nb"
     work.mkdir()

@@ -399,6 +399,39 @@ def test_a_second_build_is_refused_while_one_runs(built: Path):
     assert make(built, "report").returncode == 0  # a dead owner's lock is taken over
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_ctrl_c_raised_where_python_ignores_exceptions_is_not_lost(signum):
+    """Python runs a signal's handler in whatever code runs when it comes; raised in
+    a callback whose exceptions it ignores (here a weakref's; during an entry point's
+    imports, importlib's module-lock callback: the test below failed so), the Ctrl-C
+    was printed as "Exception ignored" and the run went on. Now it ends the entry
+    point at once, with its one line. SIGTERM: the runner's handler turns it into
+    `Terminated`, a Ctrl-C that says which signal came."""
+    code = (
+        "import sys, signal, time, weakref\n"
+        "sys.argv = ['pipeline.probe']\n"  # (a step the warm server forked: the hooks)
+        "import pipeline\n"
+        "signal.signal(signal.SIGTERM, pipeline.terminated)\n"
+        "class A: pass\n"
+        f"signum = {int(signum)}\n"
+        "def cb(ref): raise (pipeline.Terminated(signum) if signum == signal.SIGTERM\n"
+        "                    else KeyboardInterrupt())\n"
+        "a = A(); r = weakref.ref(a, cb); del a\n"
+        "time.sleep(3); print('went on')\n"
+    )
+    t0 = time.monotonic()
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert "went on" not in r.stdout and time.monotonic() - t0 < 2.5, r.stderr
+    assert r.stderr == "[probe] interrupted: nothing published\n", r.stderr
+
+
 def test_ctrl_c_while_an_entry_point_imports_is_one_line(tmp_path: Path):
     """Ctrl-C while `python -m pipeline.run` still imports its libraries (~0.5 s on a
     cold start, before its main runs): one line, not an import's traceback, and the

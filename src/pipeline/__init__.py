@@ -104,11 +104,36 @@ def end_interrupted(e: KeyboardInterrupt) -> int:
     return 128 + signum
 
 
+def _not_swallowed(u: object) -> None:
+    """sys.unraisablehook of an entry point. Python runs a signal's handler in
+    whatever code is running, and a Ctrl-C (or a SIGTERM turned into `Terminated`)
+    raised in a callback whose exceptions it ignores (a weakref's, a `__del__`: an
+    import's module-lock callback, while the entry point imports) was printed as
+    "Exception ignored" and lost: the run went on. The signal is delivered again, to
+    be raised in the code that runs next: sent to the main thread (which wakes it
+    from a sleep or a wait) by a thread, 20 ms later, once this hook and the callback
+    have returned (sent now, it would be raised in this hook, and ignored again)."""
+    value = getattr(u, "exc_value", None)
+    if isinstance(value, KeyboardInterrupt):
+        import signal
+        import threading
+
+        main = threading.main_thread().ident
+        signum = getattr(value, "signum", signal.SIGINT)
+        later = threading.Timer(0.02, signal.pthread_kill, (main, signum))
+        later.daemon = True
+        later.start()
+    else:
+        _previous_unraisable(u)  # type: ignore[arg-type]
+
+
 _previous = _sys.excepthook  # (a sitecustomize's or an IDE's, or Python's own)
+_previous_unraisable = _sys.unraisablehook
 # `python -m pipeline.X` (argv[0] is "-m" while its package imports) or a step the
 # warm server forked (argv[0] is the module's name); never a notebook's kernel
 _argv0 = (getattr(_sys, "argv", None) or [""])[0]
 if _argv0 == "-m" or _argv0.startswith("pipeline."):
     _sys.excepthook = _interrupted
+    _sys.unraisablehook = _not_swallowed
 
 import analysis as _analysis  # noqa: E402, F401  (its start-up speed-up runs before nbformat loads)

@@ -143,6 +143,9 @@ NOT_SHARED = ("ipykernel.kernelapp",)
 # the excepthook a fresh process starts with (a sitecustomize's, or Python's own): the
 # one that the server's own pipeline/__init__.py found, and wraps, in this process
 FRESH_EXCEPTHOOK = getattr(sys.modules.get("pipeline"), "_previous", sys.__excepthook__)
+FRESH_UNRAISABLEHOOK = getattr(
+    sys.modules.get("pipeline"), "_previous_unraisable", sys.__unraisablehook__
+)
 
 
 def _idle() -> float:
@@ -583,6 +586,7 @@ def _child(
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.excepthook = FRESH_EXCEPTHOOK
+        sys.unraisablehook = FRESH_UNRAISABLEHOOK
         for signum in request.get("ignored", []):  # what the caller ignores (nohup)
             signal.signal(signum, signal.SIG_IGN)
         kernel = request["kind"] == "kernel"
