@@ -402,6 +402,35 @@ def test_dating_reads_a_yearly_value_against_two_januaries():
     assert P.dating(annual, "y", "j")["match"].iloc[1] == "same January"
 
 
+def test_register_statuses_take_the_counts_of_the_same_page():
+    """Fixture values, not data: the page's registered and active counts, its other
+    statuses and what is left over; another source's counts are not mixed in."""
+    counts = pd.DataFrame(
+        {
+            "series": ["ministry_register"] * 3,
+            "status": ["registered", "active", "registered"],
+            "count": [100, 70, 90],
+            "bound": ["point", "point", "point"],
+            "source_id": ["p", "p", "other"],
+        }
+    )
+    statuses = pd.DataFrame(
+        {
+            "status": ["found inactive", "in liquidation", "reported to the NGO database on time"],
+            "count": [20, 9, 14],
+            "source_id": ["p", "p", "p"],
+        }
+    )
+    s = ngo.register_statuses(counts, statuses)
+    assert (s.registered, s.active, s.residual, s.reported) == (100, 70, 1, 14)
+    assert s.set_aside == {"found inactive": 20, "in liquidation": 9}
+    assert s.reported_of_active_pct == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="one page"):
+        ngo.register_statuses(counts, statuses.assign(source_id=["p", "q", "p"]))
+    with pytest.raises(ValueError, match="lacks"):
+        ngo.register_statuses(counts[counts["status"] == "registered"], statuses)
+
+
 # ---------------------------------------------------------------- claims
 def test_decimals_follow_the_claims_precision():
     assert C.decimals_of(0.05) == 2

@@ -1,7 +1,8 @@
 """NGO sector and civic space: counts, rates, growth, and the civic-space indices.
 
 Pure functions on the processed tables as `processed.read` returns them
-(`ngo_counts`, `ngo_activity_areas`, `ngo_state_funding`, `civic_space_scores`).
+(`ngo_counts`, `ngo_register_status`, `ngo_activity_areas`, `ngo_state_funding`,
+`civic_space_scores`).
 Units: counts are organisations; rates are organisations per `per` people;
 growth rates are fractions per year; index values are in the index's own points.
 Frames they return keep the provenance of their input (`processed.derived`),
@@ -185,6 +186,48 @@ def fold_change(start: float, end: float) -> float:
     if start <= 0:
         raise ValueError("fold change needs a positive start value")
     return float(end) / float(start)
+
+
+@dataclass(frozen=True)
+class Statuses:
+    """What the register's "active" is, from one page that gives all its statuses."""
+
+    registered: int
+    active: int
+    set_aside: dict[str, int]  # the other statuses, as the page labels them
+    residual: int  # registered - active - the set-aside ones (0 if the parts add up)
+    reported: int  # NGOs that reported to the NGO database on time
+    reported_of_active_pct: float  # that count as a share of the active count
+
+
+def register_statuses(counts: pd.DataFrame, statuses: pd.DataFrame) -> Statuses:
+    """The registered and active counts of the page that `statuses` (the processed
+    `ngo_register_status` table: one source) comes from, the statuses it sets
+    aside, and the on-time reporting count. ValueError if the table has more than
+    one source or the page's exact counts are not in `counts`."""
+    sources = set(statuses["source_id"])
+    if len(sources) != 1:
+        raise ValueError(f"ngo_register_status should come from one page, not {sorted(sources)}")
+    page = counts[
+        counts["source_id"].isin(sources)
+        & (counts["series"] == "ministry_register")
+        & (counts["bound"] == "point")
+    ].set_index("status")["count"]
+    if not {"registered", "active"} <= set(page.index) or page.index.duplicated().any():
+        raise ValueError(f"ngo_counts lacks one exact registered and active count from {sources}")
+    reporting = statuses["status"] == "reported to the NGO database on time"
+    others = statuses.loc[~reporting].set_index("status")["count"]
+    aside = {str(k): int(v) for k, v in others.items()}
+    registered, active = int(page["registered"]), int(page["active"])
+    reported = int(statuses.loc[reporting, "count"].sum())
+    return Statuses(
+        registered,
+        active,
+        aside,
+        registered - active - sum(aside.values()),
+        reported,
+        100 * reported / active,
+    )
 
 
 def areas_summary(areas: pd.DataFrame) -> pd.DataFrame:
