@@ -208,8 +208,10 @@ def dating(annual: pd.DataFrame, yearly: str, january: str, decimals: int = 1) -
     One row per country-year with a `yearly` value and `january` values for both
     that January and the next: `match` is "no change" when the two Januaries agree,
     else "next January" or "same January" (the value rounded to `decimals` equals
-    that January's), or "neither". A "next January" value shows a change in the year
-    it happened; a "same January" value shows it a year later."""
+    that January's), or "neither" (another date, or another count of seats). A "next
+    January" value already shows a change made during its year, a "same January" one
+    does not. Where the January file's day is not known (the 1st or the 31st), an
+    election in January may fall on either side."""
     cols = ["iso3", "year", "women_pct"]
     y = annual[annual["source_id"] == yearly][cols].rename(columns={"women_pct": "value"})
     j = annual[annual["source_id"] == january][cols].rename(columns={"women_pct": "same"})

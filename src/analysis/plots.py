@@ -484,7 +484,7 @@ def ngo_counts_figure(counts):
     for year, count in zip(narrow["year"], narrow["count"], strict=True):
         # a narrower tier of the active ones, not a fall of the active count: say so on it
         ax.annotate(
-            "narrower 'active' tier",
+            f"'active' in a narrower sense, {year}",
             (year, count),
             xytext=(-7, 0),
             textcoords="offset points",
@@ -492,6 +492,7 @@ def ngo_counts_figure(counts):
             ha="right",
             va="center",
             color="#444444",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"},
         )
     bad = counts[counts["quality"] != "ok"]
     # beside, not over, the point of the same year (the cross marks a value, not a place)
@@ -672,7 +673,8 @@ def elections_figure(lower, senate, both, other_2023, systems, target):
 
 
 def annual_figure(panel, focus, world, names, target, series_label):
-    """Annual shares; years without a value stay gaps (the panel is reindexed
+    """Annual shares, drawn as steps (a yearly value holds until the next: seats
+    change at elections, not gradually); years without a value stay gaps (the panel is reindexed
     to every year, so no line bridges a missing year).
 
     panel: `parliament.annual_panel` (year x iso3); focus, world: iso3 codes;
@@ -692,6 +694,7 @@ def annual_figure(panel, focus, world, names, target, series_label):
             ms=3,
             alpha=0.85,
             label=names.get(c, c),
+            drawstyle="steps-post",
         )
     if world in panel:
         ax.plot(
@@ -701,6 +704,7 @@ def annual_figure(panel, focus, world, names, target, series_label):
             lw=1.5,
             ls="--",
             label=names.get(world, world),
+            drawstyle="steps-post",
         )
     ax.plot(
         panel.index,
@@ -710,6 +714,7 @@ def annual_figure(panel, focus, world, names, target, series_label):
         marker=".",
         ms=5,
         label=names.get(focus, focus),
+        drawstyle="steps-post",
     )
     ax.axhline(target, color="#444444", ls=":", lw=1)
     ax.set_xlabel("Year")
