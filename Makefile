@@ -322,8 +322,15 @@ report: reports/paper.html
 # report at all; kept, it is the new one (a publication interrupted before its end
 # leaves the marker that makes the next build publish again: pipeline.publish).
 .PRECIOUS: reports/paper.html
+# The paper names the commit it was built from: a commit, or a checkout of another,
+# makes it again (git's HEAD and the branch ref it points to; none outside a git
+# checkout, e.g. in a scratch copy). Before, a paper built before a commit kept the
+# old commit's name, and `make verify` failed on it.
+GIT_REFS := $(shell git rev-parse --git-path HEAD --git-common-dir --symbolic-full-name HEAD 2>/dev/null)
+GIT_REF_FILES := $(wildcard $(firstword $(GIT_REFS)) \
+  $(if $(word 3,$(GIT_REFS)),$(word 2,$(GIT_REFS))/$(word 3,$(GIT_REFS)) $(word 2,$(GIT_REFS))/packed-refs))
 reports/paper.html: paper/paper.md $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
-  $(ENVSNAP) data/raw/datapackage.json requirements.lock \
+  $(ENVSNAP) data/raw/datapackage.json requirements.lock $(GIT_REF_FILES) \
   $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) | $(BYTECODE)
 	@$(STEP) pipeline.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \
 	  $(notdir $(basename $(EXECUTED))) --results $(RESULT_FILES)

@@ -183,6 +183,34 @@ def uncompile(root: Path) -> None:
     (root / ".build/bytecode.ok").unlink()
 
 
+@pytest.mark.notebook
+def test_a_commit_makes_the_paper_name_it(built: Path):
+    """The paper names the commit it was built from. A commit made after the build
+    left it naming the old one (and `make verify`, which rebuilds at the current
+    commit, failed on it); now the next `make report` makes it again."""
+
+    def git(*args: str) -> str:
+        r = subprocess.run(["git", *args], cwd=built, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    paper = built / "reports/paper.html"
+    try:  # the scratch copy as a git checkout of its own
+        git("init", "-q")
+        git("config", "user.email", "ci@example.invalid")
+        git("config", "user.name", "ci")
+        git("add", "-A")
+        for message in ("first", "second"):  # (the second: a branch ref that moved)
+            git("commit", "-q", "--allow-empty", "-m", message)
+            assert make(built, "report").returncode == 0
+            assert f'commit {git("rev-parse", "HEAD")}"' in paper.read_text()
+    finally:
+        shutil.rmtree(built / ".git", ignore_errors=True)
+        (built / "paper/paper.md").touch()  # (the paper made again, outside git)
+        assert make(built, "report").returncode == 0
+    assert "commit unknown" in paper.read_text()
+
+
 def test_the_build_compiles_the_projects_code(built: Path):
     """Every module of src/analysis and src/pipeline has a hash-checked .pyc of its
     source (the steps and kernels import them afresh; PYTHONDONTWRITEBYTECODE would
