@@ -425,6 +425,7 @@ def test_register_statuses_take_the_counts_of_the_same_page():
     assert (s.registered, s.active, s.residual, s.reported) == (100, 70, 1, 14)
     assert s.set_aside == {"found inactive": 20, "in liquidation": 9}
     assert s.reported_of_active_pct == pytest.approx(20.0)
+    assert set(s.page["source_id"]) == {"p"} and len(s.page) == 2
     with pytest.raises(ValueError, match="one page"):
         ngo.register_statuses(counts, statuses.assign(source_id=["p", "q", "p"]))
     with pytest.raises(ValueError, match="lacks"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -195,9 +195,18 @@ class Statuses:
     registered: int
     active: int
     set_aside: dict[str, int]  # the other statuses, as the page labels them
-    residual: int  # registered - active - the set-aside ones (0 if the parts add up)
     reported: int  # NGOs that reported to the NGO database on time
-    reported_of_active_pct: float  # that count as a share of the active count
+    page: pd.DataFrame = field(compare=False, repr=False)  # its rows of `ngo_counts`
+
+    @property
+    def residual(self) -> int:
+        """registered - active - the set-aside ones (0 if the parts add up)"""
+        return self.registered - self.active - sum(self.set_aside.values())
+
+    @property
+    def reported_of_active_pct(self) -> float:
+        """the on-time reporting count as a share of the active count"""
+        return 100 * self.reported / self.active
 
 
 def register_statuses(counts: pd.DataFrame, statuses: pd.DataFrame) -> Statuses:
@@ -212,21 +221,18 @@ def register_statuses(counts: pd.DataFrame, statuses: pd.DataFrame) -> Statuses:
         counts["source_id"].isin(sources)
         & (counts["series"] == "ministry_register")
         & (counts["bound"] == "point")
-    ].set_index("status")["count"]
-    if not {"registered", "active"} <= set(page.index) or page.index.duplicated().any():
+    ]
+    by_status = page.set_index("status")["count"]
+    if not {"registered", "active"} <= set(by_status.index) or by_status.index.duplicated().any():
         raise ValueError(f"ngo_counts lacks one exact registered and active count from {sources}")
     reporting = statuses["status"] == "reported to the NGO database on time"
     others = statuses.loc[~reporting].set_index("status")["count"]
-    aside = {str(k): int(v) for k, v in others.items()}
-    registered, active = int(page["registered"]), int(page["active"])
-    reported = int(statuses.loc[reporting, "count"].sum())
     return Statuses(
-        registered,
-        active,
-        aside,
-        registered - active - sum(aside.values()),
-        reported,
-        100 * reported / active,
+        int(by_status["registered"]),
+        int(by_status["active"]),
+        {str(k): int(v) for k, v in others.items()},
+        int(statuses.loc[reporting, "count"].sum()),
+        page,
     )
 
 

@@ -217,11 +217,11 @@ def dating(annual: pd.DataFrame, yearly: str, january: str, decimals: int = 1) -
     j = annual[annual["source_id"] == january][cols].rename(columns={"women_pct": "same"})
     nxt = j.assign(year=j["year"] - 1).rename(columns={"same": "next"})
     m = y.merge(j, on=["iso3", "year"]).merge(nxt, on=["iso3", "year"])
-    value = m["value"].round(decimals)
-    same, later = value == m["same"].round(decimals), value == m["next"].round(decimals)
-    changed = m["same"].round(decimals) != m["next"].round(decimals)
+    value, same, later = (m[c].round(decimals) for c in ("value", "same", "next"))
     match = np.select(
-        [~changed, later, same], ["no change", "next January", "same January"], "neither"
+        [same == later, value == later, value == same],
+        ["no change", "next January", "same January"],
+        "neither",
     )
     return m.assign(match=match).sort_values(["iso3", "year"]).reset_index(drop=True)
 
