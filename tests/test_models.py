@@ -156,22 +156,23 @@ def test_wilson_widths_are_wilson_at_each_n(percent: float, level: float):
 def test_wilson_intervals_only_where_a_sampling_model_holds():
     results = pd.DataFrame(
         {
-            "survey_id": ["A", "B", "C", "A", "A", "A"],
-            "question_id": ["q", "q", "q", "IDX", "q2", "q3"],
-            "response": ["yes"] * 6,
-            "percent": [50.0, 50.0, 50.0, 20.0, 25.0, 30.0],
-            "qualifier": [None, None, None, None, "almost", None],
-            "n": pd.array([100, None, 1000, 100, 100, 100], dtype="Int64"),
-            "n_applies": [True, True, True, True, True, False],
+            "survey_id": ["A", "B", "C", "A", "A", "A", "D"],
+            "question_id": ["q", "q", "q", "IDX", "q2", "q3", "q"],
+            "response": ["yes"] * 7,
+            "percent": [50.0, 50.0, 50.0, 20.0, 25.0, 30.0, 50.0],
+            "qualifier": [None, None, None, None, "almost", None, None],
+            "n": pd.array([100, None, 1000, 100, 100, 100, 6800], dtype="Int64"),
+            "n_applies": [True, True, True, True, True, False, True],
         }
     )
     surveys = pd.DataFrame(
         {
-            "survey_id": ["A", "B", "C"],
+            "survey_id": ["A", "B", "C", "D"],
             "sampling_class": [
-                "described as representative",
-                "described as representative",
+                survey.INTERVAL_SAMPLING,  # (fixture rows: a probability sample, design stated)
+                survey.INTERVAL_SAMPLING,
                 "landline telephone frame",
+                "described as representative",  # a design not published: no model
             ],
         }
     )
@@ -184,6 +185,7 @@ def test_wilson_intervals_only_where_a_sampling_model_holds():
     assert pd.isna(out.loc[3, "ci_low"]) and "index" in out.loc[3, "interval_note"]
     assert pd.isna(out.loc[4, "ci_low"]) and "almost" in out.loc[4, "interval_note"]
     assert pd.isna(out.loc[5, "ci_low"]) and "base" in out.loc[5, "interval_note"]
+    assert pd.isna(out.loc[6, "ci_low"]) and "design not published" in out.loc[6, "interval_note"]
     assert out["ci_low"].notna().sum() == 1
 
 
@@ -259,7 +261,7 @@ def test_comparable_pairs_need_n_on_both_sides():
         }
     )
     surveys = pd.DataFrame(
-        {"survey_id": ["S1", "S2", "S3"], "sampling_class": ["described as representative"] * 3}
+        {"survey_id": ["S1", "S2", "S3"], "sampling_class": [survey.INTERVAL_SAMPLING] * 3}
     )
     pairs = survey.comparable_pairs(df, surveys)
     assert list(pairs["testable"]) == [True, False]
@@ -334,6 +336,17 @@ def test_both_chambers_uses_the_post_election_composition():
     # a composition changed without an election counts from its in_force_from date
     at = P.both_chambers_in_year(picked, pd.Series(dtype=float), 2006)
     assert at is not None and at[0] == pytest.approx(100 * 25 / 150)
+    # an annual lower-chamber share that is a whole number of seats (22 of 100) gives the
+    # women, unless the election's own count is asked for
+    annual = pd.Series({2006: 22.0})
+    read = P.both_chambers_in_year(picked, annual, 2006)
+    assert read is not None and read[0] == pytest.approx(100 * 27 / 150)
+    assert "annual share x seats" in read[1]
+    own = P.both_chambers_in_year(picked, annual, 2006, from_annual=False)
+    assert own == at and "election count" in own[1]
+    # the rows a result about the 2005 election rests on: its row and the Senate joined to it
+    rows = P.rows_of(picked, 2005, senate=True)
+    assert list(rows["chamber"]) == ["Mazhilis", "Senate"]
 
 
 def test_seats_by_tier_and_systems():
@@ -489,6 +502,25 @@ def test_verdict_logic():
     assert C.verdict(1.0, []).verdict == C.CANNOT
 
 
+def test_a_bound_can_contradict_a_claim_but_never_confirm_it():
+    more = C.Candidate(400, "same", "more than 400 NGOs (1994)", bound="lower")
+    about = C.Candidate(100, "same", "about 100 NGOs (1990)")
+    v = C.verdict(400, [about, more], 50)
+    assert v.verdict == C.NOT_CONTRADICTED and v.bound == "lower" and v.difference is None
+    assert "lower bound" in v.reason and "about 100 NGOs (1990)" in v.reason
+    assert C.verdict(10_000, [more], 50).verdict == C.NOT_CONTRADICTED  # above a lower bound
+    v = C.verdict(300, [more], 50)  # below it, by more than the claim's precision
+    assert v.verdict == C.INCONSISTENT and v.bound == "lower"
+    assert C.verdict(400, [C.Candidate(400, "same", "400 NGOs"), more], 50).verdict == C.CONSISTENT
+    most = C.Candidate(40, "definition", "16,000 divided by more than 400", bound="upper")
+    assert C.verdict(40, [most], 5).verdict == C.NOT_CONTRADICTED
+    assert C.verdict(46, [most], 5).verdict == C.INCONSISTENT
+    # the table prints a bound as a bound, and no difference from it
+    assert C.shown_value(40.0, 5, "upper") == "at most 40"
+    assert C.shown_value(400.0, 50, "lower") == "more than 400"
+    assert C.shown_value(0.0, 5, "upper", difference=True) is None
+
+
 def test_fold_across_series_is_a_different_definition():
     start = pd.Series(
         {"count": 400, "series": "early", "bound": "lower", "year": 1994, "status": "active"}
@@ -498,3 +530,20 @@ def test_fold_across_series_is_a_different_definition():
     )
     (c,) = C.fold_candidates(pd.Series(dtype=object), start, end)
     assert c.value == 40 and c.kind == "definition"
+    assert c.bound == "upper"  # a lower bound below the line: the ratio is at most this
+    (c,) = C.fold_candidates(pd.Series(dtype=object), end.copy(), start.replace({400: 40_000}))
+    assert c.bound == "lower"  # above the line: at least this
+    assert C.fold_candidates(pd.Series(dtype=object), start, start.copy()) == []  # both: nothing
+
+
+def test_a_claimed_year_is_placed_among_the_index_falls():
+    index = pd.DataFrame(
+        {"year": [2000, 2001, 2002, 2003, 2004], "value": [0.6, 0.59, 0.4, 0.45, 0.43]}
+    )
+    claim = pd.Series({"claimed_value": "2001"})
+    why = C.index_fall_reason(claim, index)
+    assert "of the 3 falls" in why
+    assert "fell by 0.010 in 2001 (the 3rd largest)" in why
+    assert "fell by 0.190 in 2002 (the largest)" in why
+    why = C.index_fall_reason(pd.Series({"claimed_value": "2003"}), index)
+    assert "did not fall in 2003" in why and "its largest, 0.190, in 2002" in why

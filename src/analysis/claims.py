@@ -7,8 +7,12 @@ Each checker returns candidate values found in the data, each tagged:
                   an outturn, a ratio of two different series);
   - "year":       the same definition in a neighbouring year (informative only).
 
-`verdict` turns them into one of four verdicts with a one-line reason:
-consistent / consistent with a different definition / inconsistent / cannot check.
+A candidate may be a bound ("more than 400" is a lower bound; a ratio with a lower
+bound below the line an upper bound): it can contradict a claim, never confirm it.
+
+`verdict` turns them into one of five verdicts with a one-line reason:
+consistent / consistent with a different definition / not contradicted (the data
+give only a bound, and the claim lies within it) / inconsistent / cannot check.
 A claim matches a candidate when they agree within the claim's own precision:
 the `tolerance` column of the claims table, half a unit of the last significant
 digit as the article prints it (so "1.8 billion" allows 50 million either way).
@@ -46,9 +50,11 @@ ANNUAL_NAMES = {
 
 CONSISTENT = "consistent"
 DIFFERENT = "consistent with a different definition"
+NOT_CONTRADICTED = "not contradicted"
 INCONSISTENT = "inconsistent"
 CANNOT = "cannot check"
-VERDICTS = (CONSISTENT, DIFFERENT, INCONSISTENT, CANNOT)
+VERDICTS = (CONSISTENT, DIFFERENT, NOT_CONTRADICTED, INCONSISTENT, CANNOT)
+BOUND_WORDS = {"lower": "more than", "upper": "at most"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,16 @@ class Candidate:
     kind: str  # same | definition | year
     what: str  # e.g. "lower chamber (WDI) 1999"
     ref: pd.Series | None = field(default=None, compare=False)  # the data row behind it, if any
+    bound: str | None = None  # "lower" or "upper" when the value is only a bound, else None
+
+    def within(self, claimed: float, tol: float) -> bool:
+        """Whether the claimed value agrees with this candidate: equal within
+        `tol`, or on the open side of a bound (within `tol` of it)."""
+        if self.bound == "lower":
+            return claimed >= self.value - tol - 1e-12
+        if self.bound == "upper":
+            return claimed <= self.value + tol + 1e-12
+        return abs(self.value - claimed) <= tol + 1e-12
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,7 @@ class Verdict:
     difference: float | None
     reason: str
     candidates: tuple[Candidate, ...] = field(default=())
+    bound: str | None = None  # the found value is only a bound ("lower" or "upper")
 
 
 def tolerance(claimed: str | float) -> float:
@@ -111,14 +128,15 @@ def verdict(
 ) -> Verdict:
     """The verdict on one claimed value given the candidates found in the data:
     consistent (a "same" candidate within `tol`, default the claim's own
-    precision), consistent with a different definition, inconsistent (a value
-    matching another year is called mis-dated), or cannot check (no candidate;
-    the reason is `no_data_reason`)."""
+    precision), consistent with a different definition, not contradicted (no
+    exact value agrees, but a bound of the same or another definition does: it
+    cannot confirm the claim), inconsistent (a value matching another year is
+    called mis-dated), or cannot check (no candidate; the reason is `no_data_reason`)."""
     tol = tolerance(claimed) if tol is None else tol
     if not candidates:
         return Verdict(CANNOT, None, None, no_data_reason)
     match = {
-        k: [c for c in candidates if c.kind == k and abs(c.value - claimed) <= tol + 1e-12]
+        k: [c for c in candidates if c.kind == k and c.bound is None and c.within(claimed, tol)]
         for k in ("same", "definition", "year")
     }
     same = [c for c in candidates if c.kind == "same"]
@@ -141,6 +159,21 @@ def verdict(
             f"matches {c.what} ({_fmt(c.value)}){extra}",
             tuple(candidates),
         )
+    bounded = [c for c in candidates if c.bound and c.kind != "year" and c.within(claimed, tol)]
+    if bounded:
+        c = bounded[0]
+        others = [x for x in candidates if x is not c and x.kind != "year"]
+        also = "; also in the data: " + "; ".join(f"{x.what}" for x in others) if others else ""
+        return Verdict(
+            NOT_CONTRADICTED,
+            c.value,
+            None,
+            f"the data give only {'a lower' if c.bound == 'lower' else 'an upper'} bound, "
+            f"{c.what}: the claim is {'not below' if c.bound == 'lower' else 'not above'} it, "
+            f"but a bound cannot confirm it{also}",
+            tuple(candidates),
+            bound=c.bound,
+        )
     ref = same[0] if same else min(candidates, key=lambda c: abs(c.value - claimed))
     reason = f"{ref.what} is {_fmt(ref.value)}"
     if match["year"]:
@@ -156,7 +189,9 @@ def verdict(
         reason += "; under another definition: " + "; ".join(
             f"{d.what} = {_fmt(d.value)}" for d in defs
         )
-    return Verdict(INCONSISTENT, ref.value, claimed - ref.value, reason, tuple(candidates))
+    return Verdict(
+        INCONSISTENT, ref.value, claimed - ref.value, reason, tuple(candidates), bound=ref.bound
+    )
 
 
 # ------------------------------------------------------------------ checkers
@@ -188,6 +223,7 @@ def ngo_count_candidates(claim: pd.Series, counts: pd.DataFrame) -> list[Candida
             f"{bounds[r['bound']]}{int(r['count']):,} {r['status']} NGOs "
             f"({SERIES_NAMES.get(r['series'], r['series'])}, {r['year']})",
             ref=r,
+            bound="lower" if r["bound"] == "lower" else None,
         )
         for _, r in sub.sort_values(["year", "source_id"]).iterrows()
     ]
@@ -210,7 +246,12 @@ def official_fold_candidates(growth: pd.DataFrame) -> list[Candidate]:
 
 def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[Candidate]:
     """The ratio of the two counts the claim joins; a ratio across two series or
-    from a lower bound is another definition, never the same quantity."""
+    from a lower bound is another definition, never the same quantity. A lower
+    bound below the line makes the ratio an upper bound, above the line a lower
+    bound; with lower bounds on both sides it bounds nothing and is left out."""
+    low_start, low_end = start["bound"] == "lower", end["bound"] == "lower"
+    if low_start and low_end:
+        return []
     ratio = float(end["count"]) / float(start["count"])
     kind = (
         "same" if start["series"] == end["series"] and start["bound"] == "point" else "definition"
@@ -220,9 +261,11 @@ def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[
     what = (
         f"{int(end['count']):,} {end['status']} ({e_name}, {end['year']}) "
         f"divided by {'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
-        f"({s_name}, {start['year']})" + (", so at most this" if start["bound"] == "lower" else "")
+        f"({s_name}, {start['year']})"
+        + (", so at most this" if low_start else ", so at least this" if low_end else "")
     )
-    return [Candidate(ratio, kind, what)]
+    bound = "upper" if low_start else "lower" if low_end else None
+    return [Candidate(ratio, kind, what, bound=bound)]
 
 
 _STOP = {"state", "to", "for", "of", "the", "ngos", "ngo", "and", "in"}
@@ -276,6 +319,35 @@ def parliament_candidates(
     return out
 
 
+def election_count_note(
+    claim: pd.Series,
+    cands: list[Candidate],
+    annual: pd.DataFrame,
+    picked: pd.DataFrame,
+    series: str,
+    tol: float,
+) -> str:
+    """The both-chambers share with the lower chamber's women counted at its
+    latest election instead of read from the annual share (which may describe
+    the chamber up to a year late): a note for the reason, saying whether the
+    claim's agreement would change; empty when the two counts are the same."""
+    (y, _) = _years(claim["refers_to"])
+    wdi = annual[(annual["iso3"] == "KAZ") & (annual["source_id"] == series)].set_index("year")
+    alt = P.both_chambers_in_year(picked, wdi["women_pct"], y, from_annual=False)
+    main = next((c for c in cands if c.kind == "same"), None)
+    if alt is None or main is None or abs(alt[0] - main.value) < 1e-9:
+        return ""
+    claimed = float(claim["claimed_value"])
+    agrees = Candidate(alt[0], "same", "").within(claimed, tol)
+    change = "would agree" if agrees else "would not agree"
+    if agrees == main.within(claimed, tol):
+        change = "agrees too" if agrees else "does not agree either"
+    return (
+        f"; with the women of the latest election instead ({alt[1]}) it is {_fmt(alt[0])}, "
+        f"and the claim {change}"
+    )
+
+
 def target_year_candidates(claim: pd.Series, events: pd.DataFrame) -> list[Candidate]:
     """Years of 30% commitments: the year an event sets the target (same), and
     the year by which it is to be met (definition: a target year, not a commitment)."""
@@ -311,36 +383,52 @@ def target_level_candidates(events: pd.DataFrame) -> list[Candidate]:
 
 
 def index_fall_reason(claim: pd.Series, index: pd.DataFrame) -> str:
-    """Why a claimed year of tightening cannot be dated by an annual index:
-    what the index did that year, and how often it fell (columns `year`, `value`)."""
+    """Why a claimed year of tightening cannot be dated by an annual index: what
+    the index did that year and the next, where those falls rank among all its
+    falls, and where its largest fall came (columns `year`, `value`)."""
     s = index.sort_values("year").set_index("year")["value"].astype(float)
     d = s.diff().dropna()
     y = int(float(claim["claimed_value"]))
     falls = d[d < 0]
-    what = (
-        f"the V-Dem core civil society index went from {s.loc[y - 1]:.3f} to {s.loc[y]:.3f} in {y}"
-        if y in d.index
-        else f"the V-Dem core civil society index has no value for {y}"
-    )
+    rank = (-falls).rank(ascending=False, method="min").astype(int)  # 1: the largest fall
+    top = int(falls.idxmin())
+
+    def change(yy: int) -> str:
+        if yy not in d.index:
+            return f"has no value for {yy}"
+        if d.loc[yy] >= 0:
+            return f"did not fall in {yy} ({s.loc[yy - 1]:.3f} to {s.loc[yy]:.3f})"
+        place = "the largest" if rank[yy] == 1 else f"the {_ordinal(int(rank[yy]))} largest"
+        return f"fell by {-d.loc[yy]:.3f} in {yy} ({place})"
+
+    largest = f", and its largest, {-falls.loc[top]:.3f}, in {top}" if top not in (y, y + 1) else ""
     return (
-        f"the data record no laws; {what}, but it fell in {len(falls)} of the {len(d)} years from "
-        f"{int(d.index.min())} to {int(d.index.max())}, so a fall cannot date the change"
+        "the policy events in the data record no law on NGOs or assemblies; of the "
+        f"{len(falls)} falls of the V-Dem core civil society index from {int(d.index.min())} to "
+        f"{int(d.index.max())}, it {change(y)} and {change(y + 1).removeprefix('has ')}{largest}; "
+        "an annual expert index can show when civic space changed, not which law changed it"
     )
 
 
-def participation_reason(survey_results: pd.DataFrame, population: pd.DataFrame) -> str:
-    """Why a count of participants cannot be checked, with the nearest measure."""
+def _shown(c: Candidate) -> str:
+    """A candidate as the reason names it: a bound by its words, a value with it."""
+    return c.what if c.bound else f"{c.what} = {_fmt(c.value)}"
+
+
+def _ordinal(n: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+def participation_reason(survey_results: pd.DataFrame) -> str:
+    """Why a count of participants cannot be checked, with the nearest measure
+    (a share of respondents, which is not scaled to a count of people)."""
     caf = survey_results[survey_results["question_id"] == "CAF_volunteered_time"]
     last = caf.sort_values("year").iloc[-1]
-    pop = population.sort_values("year")
-    p = pop[pop["year"] <= int(last["year"])].iloc[-1]
     return (
         "no count of people joining such projects in the data; the nearest measure, volunteering "
         f"in the past month, was reported by {last['percent']:g}% of respondents in "
-        f"{int(last['year'])} (CAF World Giving Index, national samples); whatever ages the "
-        "samples cover, a share of that size in a country of "
-        f"{p['population'] / 1e6:.1f} million people is far more than several thousand, though "
-        "volunteering is not the activism the article means"
+        f"{int(last['year'])} (CAF World Giving Index, national samples), but volunteering is not "
+        "the activism the article means, and a share of respondents is not a count of joiners"
     )
 
 
@@ -371,7 +459,6 @@ def check_all(
     growth: pd.DataFrame | None = None,
     index: pd.DataFrame | None = None,
     survey_results: pd.DataFrame | None = None,
-    population: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Check every claim; return one row per claim with verdict, found value,
     difference and reason. The `check` column of the claims table says how each
@@ -410,6 +497,7 @@ def check_all(
             )
         elif how == "parliament_share":
             cands = parliament_candidates(c, annual, picked, annual_series)
+            alternative = election_count_note(c, cands, annual, picked, annual_series, tol)
         elif how == "target_year":
             cands = target_year_candidates(c, events)
         elif how == "target_level":
@@ -418,22 +506,25 @@ def check_all(
             reason_if_none = index_fall_reason(c, index)
         elif how == "survey_internal":
             reason_if_none = survey_note
-        elif how == "participation" and survey_results is not None and population is not None:
-            reason_if_none = participation_reason(survey_results, population)
+        elif how == "participation" and survey_results is not None:
+            reason_if_none = participation_reason(survey_results)
         else:
             reason_if_none = str(c["how_to_check"])
         v = verdict(claimed, cands, tol, reason_if_none)
+        if how == "parliament_share" and alternative:
+            v = Verdict(v.verdict, v.found, v.difference, v.reason + alternative, v.candidates)
+        # the other definitions' values (a bound among them, which matches nothing)
         unmatched = [
-            x for x in cands if x.kind == "definition" and abs(x.value - claimed) > tol + 1e-12
+            x for x in cands if x.kind == "definition" and (x.bound or not x.within(claimed, tol))
         ]
-        if unmatched and v.verdict != INCONSISTENT:
+        if unmatched and v.verdict in (CONSISTENT, DIFFERENT):
             v = Verdict(
                 v.verdict,
                 v.found,
                 v.difference,
                 v.reason
                 + "; also in the data, not matching: "
-                + "; ".join(f"{x.what} = {_fmt(x.value)}" for x in unmatched),
+                + "; ".join(_shown(x) for x in unmatched),
                 v.candidates,
             )
         hit = next((x for x in cands if x.ref is not None and abs(x.value - claimed) <= tol), None)
@@ -447,9 +538,7 @@ def check_all(
             "unit": c["unit"],
             "tolerance": tol,
             "found": v.found,
-            "found_is_lower_bound": hit is not None
-            and isinstance(hit.ref, pd.Series)
-            and hit.ref.get("bound") == "lower",
+            "found_bound": v.bound,
             "difference": v.difference,
             "verdict": v.verdict,
             "reason": v.reason,
@@ -475,10 +564,10 @@ RAW_FILES = {
     "funding": ["ngo_state_funding.csv"],
     "target_year": ["policy_events.csv"],
     "target_level": ["policy_events.csv"],
-    "index_fall_year": ["civic_space_scores.csv"],
+    "index_fall_year": ["civic_space_scores.csv", "policy_events.csv"],
     "parliament_share": ["women_parliament_annual.csv", "women_parliament_elections.csv"],
     "survey_internal": ["survey_results.csv"],
-    "participation": ["survey_results.csv", "population.csv"],
+    "participation": ["survey_results.csv"],
     "none": [],
 }
 """The raw files each kind of check (the `check` column) reads, besides claims.csv."""
@@ -531,14 +620,18 @@ def results_of(checked_row: Any, known: set[str] | None = None) -> dict[str, Res
         )
     if pd.notna(r.found):
         dp = decimals_of(r.tolerance)  # the claim's own precision
+        bound = r.found_bound if isinstance(r.found_bound, str) else None
+        what = f"{bound} bound" if bound else "value"
         out[f"claim_{r.claim_id}_found"] = Result(
             round(float(r.found), dp),
             r.unit,
             kind="estimate",
             decimals=dp,
-            description=f"value found in the data for claim {r.claim_id}",
+            description=f"{what} found in the data for claim {r.claim_id}",
             **prov,
         )
+    if pd.notna(r.found) and pd.notna(r.difference):
+        dp = decimals_of(r.tolerance)
         out[f"claim_{r.claim_id}_difference"] = Result(
             round(float(r.difference), dp),
             r.unit,
@@ -550,21 +643,21 @@ def results_of(checked_row: Any, known: set[str] | None = None) -> dict[str, Res
     return out
 
 
-def shown_value(v: Any, tol: float, lower_bound: bool = False, difference: bool = False) -> Any:
+def shown_value(v: Any, tol: float, bound: str | None = None, difference: bool = False) -> Any:
     """A found value or difference at the claim's own precision, for the table:
-    None when missing (and no difference from a lower bound); a lower bound
-    as 'more than N'."""
-    if pd.isna(v) or (lower_bound and difference):
+    None when missing (and no difference from a bound); a bound as 'more than N'
+    (lower) or 'at most N' (upper)."""
+    if pd.isna(v) or (bound and difference):
         return None
     v = round(float(v), decimals_of(tol))
-    return f"more than {v:,g}" if lower_bound else v
+    return f"{BOUND_WORDS[bound]} {v:,g}" if bound else v
 
 
 def shown(checked: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
     """The claims table the paper prints: one row per checked claim (`check_all`'s
     table) with the claim as stated (from the processed `claims` table), values
     at the claim's own precision and unit labels."""
-    lb = checked["found_is_lower_bound"]
+    lb = [b if isinstance(b, str) else None for b in checked["found_bound"]]
     table = checked.assign(
         found=[
             shown_value(f, t, b)

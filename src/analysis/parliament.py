@@ -116,6 +116,19 @@ def both_chambers(picked: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rows_of(picked: pd.DataFrame, year: int, senate: bool = False) -> pd.DataFrame:
+    """The rows a result about the lower-chamber election of `year` rests on (its
+    provenance): that election's row and, with `senate`, the Senate composition
+    `both_chambers` joins to it."""
+    rows = picked[picked["chamber"].isin(LOWER) & (picked["year"] == year)]
+    if senate and not rows.empty:
+        m = rows.iloc[-1]
+        s, _ = _senate_at(picked, end_date(m["date"].strftime("%Y-%m")))
+        if s is not None:  # (a row of `picked`: selected by its label, dtypes kept)
+            rows = picked.loc[[*rows.index, s.name]]
+    return rows
+
+
 def seats_by_tier(tiers: pd.DataFrame) -> pd.DataFrame:
     """Seats and women's seats by election and tier (the `women_parliament_tiers` table),
     with the women's share where the women's count of the tier is known."""
@@ -238,14 +251,15 @@ def gaps(series: pd.Series, target: float, parity: float) -> pd.DataFrame:
 
 
 def both_chambers_in_year(
-    picked: pd.DataFrame, lower_pct: pd.Series, year: int
+    picked: pd.DataFrame, lower_pct: pd.Series, year: int, from_annual: bool = True
 ) -> tuple[float, str] | None:
     """Women's share of both chambers at the end of `year`, or None if unknown.
 
     Mazhilis: the seats of the latest election on or before the year's end; the
     women are read from the annual lower-chamber share when it maps to a whole
-    number of seats (this catches by-election changes), else the election count.
-    Senate: the whole-chamber composition in force at the year's end.
+    number of seats (this catches by-election changes), else (and always with
+    `from_annual=False`) the election count. Senate: the whole-chamber
+    composition in force at the year's end.
     """
     end = dt.date(year, 12, 31)
     lower = picked[(picked["chamber"] == "Mazhilis") & (picked["effective"] <= end)]
@@ -254,7 +268,7 @@ def both_chambers_in_year(
         return None
     m = lower.iloc[-1]
     seats, women, how = int(m["total_seats"]), int(m["women_seats"]), "election count"
-    if year in lower_pct.index:
+    if from_annual and year in lower_pct.index:
         k = float(lower_pct.loc[year]) * seats / 100
         if abs(k - round(k)) < 0.01:
             women, how = int(round(k)), "annual share x seats"

@@ -42,7 +42,10 @@ def wilson_widths(percent: float, ns: list[int], confidence: float = 0.95) -> li
     return [100 * (float(h) - float(low)) for low, h in zip(lo, hi, strict=True)]
 
 
-INTERVAL_SAMPLING = "described as representative"
+# the one sampling class with a sampling model to compute an interval from: a
+# probability sample whose design its producer publishes. A sample the producer only
+# calls "representative" (quotas, an unpublished design) gets none.
+INTERVAL_SAMPLING = "probability sample, design stated"
 
 
 def with_intervals(
@@ -55,8 +58,9 @@ def with_intervals(
 
     `results` is the `survey_results` table and `surveys` the `surveys` table
     (indexed by survey_id or with a survey_id column). An interval needs all of:
-    a survey the source describes as representative (not landline-only, not
-    non-probability, not undescribed), a stated n that is the base of the item
+    a probability sample whose design the source states (INTERVAL_SAMPLING: not
+    one it only calls representative, not landline-only, not non-probability, not
+    undescribed), a stated n that is the base of the item
     (`n_applies`), a percentage stated without qualifier, and an item that is a
     share of respondents (not in `no_interval_questions`). `interval_note` says
     why a row has none.
@@ -73,7 +77,9 @@ def with_intervals(
         if any(str(r["question_id"]).startswith(q) for q in no_interval_questions):
             why = "not a share of respondents (an index or a mean)"
         elif sampling != INTERVAL_SAMPLING:
-            why = f"sampling: {sampling}"
+            why = f"sampling: {sampling}" + (
+                ", design not published" if sampling == "described as representative" else ""
+            )
         elif pd.isna(r["n"]):
             why = "n not stated"
         elif not bool(r["n_applies"]):
@@ -242,8 +248,8 @@ def comparable_pairs(results: pd.DataFrame, surveys: pd.DataFrame) -> pd.DataFra
 
     Comparable means the same question and response in two different surveys
     (independent samples). Testable also needs a stated n on both sides and
-    samples described as representative. Items of one survey are never tested against each
-    other (same respondents: not independent).
+    probability samples with a stated design (INTERVAL_SAMPLING). Items of one
+    survey are never tested against each other (same respondents: not independent).
     """
     sv = surveys.set_index("survey_id") if "survey_id" in surveys.columns else surveys
     rows = []
@@ -262,7 +268,7 @@ def comparable_pairs(results: pd.DataFrame, surveys: pd.DataFrame) -> pd.DataFra
                 sv.loc[a["survey_id"], "sampling_class"] != INTERVAL_SAMPLING
                 or sv.loc[b["survey_id"], "sampling_class"] != INTERVAL_SAMPLING
             ):
-                why = "not both described as representative samples"
+                why = "not both probability samples with a stated design"
             else:
                 why = ""
             rows.append(
