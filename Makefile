@@ -23,6 +23,9 @@ MAKEFLAGS += --jobs=$(NPROC)
 endif
 
 PARAMS ?= params.yaml
+# the name the paper gives the parameters file (make verify's re-execution runs on a
+# copy under another name and gives the original's)
+PARAMS_NAME ?= $(PARAMS)
 # the checkout make runs in is the project (never the installed package's location)
 export KZ_COMPENDIUM_ROOT := $(CURDIR)
 export PYTHONPATH := $(CURDIR)/src
@@ -146,7 +149,7 @@ endif
 # nbstripout as a git filter (.gitattributes): whatever a researcher saves from
 # JupyterLab, git sees the notebook without outputs; its settings are those of
 # the pre-commit hook (.pre-commit-config.yaml), cell ids are kept
-NBSTRIPOUT_ARGS := --keep-id --extra-keys "metadata.language_info.version cell.metadata.execution cell.metadata.papermill"
+NBSTRIPOUT_ARGS := --keep-id --extra-keys "metadata.language_info.version metadata.language_info.codemirror_mode metadata.language_info.file_extension metadata.language_info.mimetype metadata.language_info.nbconvert_exporter metadata.language_info.pygments_lexer cell.metadata.execution cell.metadata.papermill"
 # (in a linked worktree, only with extensions.worktreeConfig, so that the other
 # worktrees of the repository keep their own settings)
 # (through the warm server's client when a server runs, never starting one: git runs
@@ -221,7 +224,7 @@ ifneq ($(filter-out $(NO_STAMPS_FOR),$(or $(MAKECMDGOALS),report)),)
 SNAPSHOT_SKIPPED := $(SNAPSHOT_FRESH)
 ifneq ($(SNAPSHOT_SKIPPED),fresh)
 # (make 4.3 does not pass its exports to $(shell): give them here)
-STAMP_OUT := $(shell PYTHONPATH='$(PYTHONPATH)' KZ_COMPENDIUM_ROOT='$(KZ_COMPENDIUM_ROOT)' $(STEP) pipeline.snapshot --params $(PARAMS) --owner $$PPID 2>&1 || echo PARAMS-ERROR)
+STAMP_OUT := $(shell PYTHONPATH='$(PYTHONPATH)' KZ_COMPENDIUM_ROOT='$(KZ_COMPENDIUM_ROOT)' $(STEP) pipeline.snapshot --params $(PARAMS) --name '$(PARAMS_NAME)' --owner $$PPID 2>&1 || echo PARAMS-ERROR)
 ifneq ($(findstring PARAMS-ERROR,$(STAMP_OUT)),)
 $(error $(strip $(subst PARAMS-ERROR,,$(STAMP_OUT))))
 endif
@@ -235,7 +238,7 @@ endif
 # on a fresh clone the environment comes first, then the snapshots
 # (a stage that must run although make skipped the snapshot, e.g. after an
 # interrupted build, takes the snapshot first: the lock, and the clean-up)
-SNAPSHOT = $(STEP) pipeline.snapshot --params $(PARAMS) --owner $$PPID
+SNAPSHOT = $(STEP) pipeline.snapshot --params $(PARAMS) --name '$(PARAMS_NAME)' --owner $$PPID
 SNAPSHOT_FILES := $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) \
   $(patsubst notebooks/%,$(NBSNAP)/%,$(NOTEBOOKS)) $(ENVSNAP)
 $(SNAPSHOT_FILES) &: | $(ENV)
@@ -331,7 +334,7 @@ GIT_REF_FILES := $(wildcard $(firstword $(GIT_REFS)) \
   $(if $(word 3,$(GIT_REFS)),$(word 2,$(GIT_REFS))/$(word 3,$(GIT_REFS)) $(word 2,$(GIT_REFS))/packed-refs))
 reports/paper.html: paper/paper.md $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
   $(ENVSNAP) data/raw/datapackage.json requirements.lock $(GIT_REF_FILES) \
-  $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) | $(BYTECODE)
+  $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) $(wildcard $(STAMPS)/file.txt) | $(BYTECODE)
 	@$(STEP) pipeline.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \
 	  $(notdir $(basename $(EXECUTED))) --results $(RESULT_FILES)
 

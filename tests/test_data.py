@@ -152,6 +152,15 @@ def test_checksum_mismatch(raw_copy):
     assert "sha256 matches datapackage.json" in e.rule and "make checksums" in str(e)
 
 
+def test_a_changed_file_that_breaks_the_schema_names_the_break(raw_copy):
+    """A raw file edited by hand (a spreadsheet's thousands separator) and not
+    recorded: the first break of the schema, with row, column and rule, is what the
+    build reports, not only that the checksum changed."""
+    edit(raw_copy, "population.csv", "1993,17274487", '1993,"17,274,487"', rehash=False)
+    e = bad(raw_copy, "population")
+    assert (e.row, e.column) == (4, "population") and "thousands separator" in e.rule
+
+
 def test_empty_file(raw_copy):
     (raw_copy / "population.csv").write_text("")
     data.update_checksums(raw_copy, validate=False)

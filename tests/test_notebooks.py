@@ -116,6 +116,7 @@ def test_data_stage_through_the_runner(project_copy: Path, tmp_path: Path):
     assert r.returncode == 1
     assert "population.csv, row 34 (line 35), column 'population'" in r.stderr
     assert "minimum 1000000" in r.stderr
+    assert "    | " not in r.stderr and "Traceback" not in r.stderr  # one line, no cell dump
     assert out.read_bytes() == first, "the previous executed copy must stay intact"
     assert mtimes == {p.name: p.stat().st_mtime_ns for p in processed.iterdir()}
 

@@ -556,6 +556,11 @@ def test_paper_follows_the_focus_country(built: Path, tmp_path: Path):
     assert not soup.select("#fig-fig_parliament_elections")
     figs = [f.select_one(".label").get_text() for f in soup.select("figure[id^=fig-]")]
     assert figs == [f"Figure {i}." for i in range(1, len(figs) + 1)]
+    # the paper names the parameters file it was built with, and how to rebuild it
+    meta = soup.select_one("header .meta").get_text(" ")
+    assert "with the parameters of kgz.yaml" in " ".join(meta.split())
+    env = soup.select_one("[data-generated=environment]").get_text(" ")
+    assert "make report PARAMS=kgz.yaml" in env
     # back to the project's params: every notebook is planned to rerun (the shared
     # section differs from the snapshot the KGZ build left; the dry run executes none)
     r = make(root, "-n", "report")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_project, make
+from conftest import copy_project, make, run_module
 from pipeline import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -644,6 +644,25 @@ def test_installed_versions_that_differ_from_the_lock_are_named(monkeypatch, tmp
 def test_verify_with_a_missing_params_file_is_one_line():
     r = run([sys.executable, "-m", "pipeline.verify", "--params", "missing.yaml"], cwd=ROOT)
     assert r.returncode == 1 and r.stderr.strip() == "error: missing.yaml: file not found"
+
+
+def test_a_verify_whose_re_execution_fails_says_so_on_its_page(tmp_path: Path):
+    """A re-execution that fails (here a fixture Makefile's `report`, standing for a
+    notebook stopped by bad input) replaces the page of an earlier PASS with a FAIL
+    naming the failed step, and says so in one line."""
+    root = copy_project(tmp_path / "project")
+    (root / "Makefile").write_text(  # (fixture: stands for the build)
+        "report:\n\t@echo 'FAILED notebooks/01_data.ipynb: fixture failure' >&2; exit 1\n"
+    )
+    page = root / "reports" / "verification.html"
+    page.write_text("<h1>Verification: PASS</h1>")  # (fixture: an earlier verify's page)
+    env = {"KZ_FORK_KERNELS": "0"}
+    r = run_module("pipeline.verify", root=root, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "[verify] FAIL: the re-execution failed" in r.stdout
+    text = page.read_text()
+    assert "Verification: FAIL (the re-execution failed)" in text and "PASS" not in text
+    assert "FAILED notebooks/01_data.ipynb: fixture failure" in text
 
 
 def test_a_verify_stopped_by_sigterm_stops_its_build_and_leaves_nothing(tmp_path: Path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -117,6 +118,9 @@ def test_nbstripout_git_filter_keeps_outputs_out_of_git(tmp_path: Path):
     r = make(root, "git-filter")
     assert r.returncode == 0 and "filter installed" in r.stdout, r.stdout + r.stderr
     assert "filter=nbstripout" in (root / ".gitattributes").read_text()
+    # the filter strips what the pre-commit hook strips
+    args = re.search(r"^NBSTRIPOUT_ARGS := (.*)$", (ROOT / "Makefile").read_text(), re.M)
+    assert args and args[1] in (ROOT / ".pre-commit-config.yaml").read_text()
     # a researcher runs a notebook in JupyterLab and saves it with outputs
     path = root / "notebooks" / "04_survey.ipynb"
     nb = nbformat.read(path, as_version=4)
@@ -125,6 +129,15 @@ def test_nbstripout_git_filter_keeps_outputs_out_of_git(tmp_path: Path):
     code.execution_count = 7
     code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
     code.metadata["execution"] = {"iopub.status.busy": "2026-11-23T10:00:00Z"}
+    nb.metadata["language_info"] = {  # what JupyterLab (and nbconvert) write on saving
+        "name": "python",
+        "version": "3.11.7",
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+    }
     nbformat.write(nb, path)
     assert "hello" in path.read_text()
     run("git", "add", "-A", cwd=root)

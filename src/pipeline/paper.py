@@ -255,6 +255,9 @@ class Paper:
         self.git = git_info()
         self.used_keys: set[str] = set()
         self.figs, self.tabs, self.cites = Numbering(), Numbering(), Numbering()
+        # the parameters file, when it is not the project's own params.yaml
+        pf = str(params.get("params_file") or "params.yaml")
+        self.other_params = None if pf == "params.yaml" else pf
         self.params_text = json.dumps(
             params.get("used", {}), indent=1, sort_keys=True, ensure_ascii=False
         )
@@ -500,10 +503,17 @@ class Paper:
         if self.git["dirty"]:
             commit += " (with uncommitted changes)"
         pins = ", ".join(f"<code>{esc(k)} {esc(v)}</code>" for k, v in self.lock_versions.items())
+        other = ""
+        if self.other_params:
+            pf = esc(self.other_params)
+            other = (
+                f" Its parameters are those of <code>{pf}</code>, not of the project's "
+                f"<code>params.yaml</code>: <code>make report PARAMS={pf}</code> rebuilds it."
+            )
         return (
             f'<p data-generated="environment">Built from commit {commit} '
             f"of {esc(self.git['date'])} with Python {esc(platform.python_version())} and, "
-            f"among others (all pins in <code>requirements.lock</code>): {pins}.</p>\n"
+            f"among others (all pins in <code>requirements.lock</code>): {pins}.{other}</p>\n"
         )
 
     def checksums(self) -> list[tuple[str, str, int]]:
@@ -793,7 +803,10 @@ def page(meta: dict, body: str, toc: list[tuple[str, str]], paper: Paper) -> str
     built = f"Built from commit <code>{esc(git['short'])}</code>" + (
         " (with uncommitted changes)" if git["dirty"] else ""
     )
-    built += f" of {esc(git['date'])}."
+    built += f" of {esc(git['date'])}"
+    if paper.other_params:
+        built += f", with the parameters of <code>{esc(paper.other_params)}</code>"
+    built += "."
     nav = " · ".join(f'<a href="#{esc(i)}">{h}</a>' for i, h in toc)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -970,11 +983,13 @@ def main(argv: list[str] | None = None) -> int:
             raise PaperError(str(e)) from None
         params_used = load_params_used(a.stamps)
         shared: dict = next(iter(params_used.values()), {})
+        named = a.stamps / "file.txt"  # the parameters file, as the snapshot names it
+        params_file = named.read_text().strip() if named.exists() else "params.yaml"
         html, paper = render(
             results,
             a.build / "figures",
             data.package(),
-            {**shared, "used": params_used},
+            {**shared, "used": params_used, "params_file": params_file},
             source=source,
             notebooks_dir=a.build / "notebooks",
             where=paths.rel(a.source),

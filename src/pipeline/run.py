@@ -125,7 +125,15 @@ def write_deps(out: Path, read: list[str]) -> None:
     write_if_changed(DEPS / f"{out.stem}.mk", "\n".join(lines) + "\n")
 
 
+# bad input, not a bug: its message names the file (row, column and rule) or the params key,
+# and the failed cell's code would only bury it
+INPUT_ERRORS = ("DataValidationError", "ParamsError")
+
+
 def _failure_message(notebook: Path, nb: dict | None, err: Exception) -> str:
+    ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
+    if ename in INPUT_ERRORS:
+        return f"FAILED {paths.rel(notebook)}: {evalue}"
     lines = [f"FAILED {paths.rel(notebook)}"]
     cell_index = getattr(err, "exec_count", None)
     if nb is not None:
@@ -135,7 +143,6 @@ def _failure_message(notebook: Path, nb: dict | None, err: Exception) -> str:
                 lines.append(f"  in cell {i} (execution count {cell_index}):")
                 lines.extend("    | " + s for s in src.splitlines()[:15])
                 break
-    ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
     lines.append(f"  {ename}: {evalue}")
     return "\n".join(lines)
 

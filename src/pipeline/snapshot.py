@@ -32,13 +32,21 @@ from pipeline import fingerprint, lock, publish
 from pipeline.cli import entry
 
 
-def write_stamps(params_file: Path | str | None, folder: Path) -> list[str]:
+def write_stamps(
+    params_file: Path | str | None, folder: Path, name: str | None = None
+) -> list[str]:
     """Write one JSON stamp per section; rewrite a stamp only if its section changed.
 
     Make depends on these stamps, so editing one section of params.yaml
     reruns only the notebook that uses it (shared keys are part of every stamp).
+    `file.txt` names the parameters file (`name`, else `params_file`) as the paper
+    shows it: relative to the project root where it lies inside it.
     """
     p = params.load(params_file)
+    shown = name or str(params_file or "params.yaml")
+    if Path(shown).is_absolute():
+        shown = paths.rel(shown)
+    write_if_changed(Path(folder) / "file.txt", os.path.normpath(shown) + "\n")
     changed = []
     for name in params.SECTIONS:
         text = json.dumps(params.section(p, name), sort_keys=True, indent=1) + "\n"
@@ -88,6 +96,7 @@ def confirm() -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.snapshot")
     ap.add_argument("--params", default=None, help="parameters file (default params.yaml)")
+    ap.add_argument("--name", default=None, help="the parameters file as the paper names it")
     ap.add_argument("--owner", type=int, default=None, help="pid of the make that builds")
     ap.add_argument("--env-only", action="store_true", help="only the environment snapshot")
     a = ap.parse_args(argv)
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         lock.acquire(a.owner)
     params_file = a.params or "params.yaml"  # as make names it (PARAMS)
     read = sums(params_file)
-    changed = write_stamps(a.params, paths.BUILD / "params")
+    changed = write_stamps(a.params, paths.BUILD / "params", a.name)
     if changed:
         print(f"params: sections changed: {', '.join(changed)}")
     nb_changed = fingerprint.write_notebook_snapshots()

@@ -31,6 +31,7 @@ import html
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -181,14 +182,16 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
             took = f"ready in {time.monotonic() - t0:.1f}s"
             state = took if all(map(client.listening, where)) else "not ready: normal starts"
             print(f"[verify] re-execution by a warm server of its own: {state}", flush=True)
-        r = _make_report(scratch, env, jobs)
+        # the paper names the parameters file as the delivered one does (not the copy's)
+        params_name = os.path.normpath(paths.rel(Path(params_file).absolute()))
+        r = _make_report(scratch, env, jobs, params_name)
     finally:
         stopped = any([kernels.stop(addr) for addr in where])
-    ran = 0
+    ran = 0  # notebooks started (a kernel each, whether the notebook then ran to its end)
     for line in r.stdout.splitlines():
-        if " done in " in line or line.startswith("[paper]"):
+        if " done in " in line or " FAILED " in line or line.startswith("[paper]"):
             print(f"[verify] {line}", flush=True)
-            ran += " done in " in line
+        ran += bool(re.match(r"\[\d+/\d+\] \S+ started", line))
     log = scratch / ".build" / client.LOG
     forked = log.read_text().count("kernel forked") if log.exists() else 0
     print(
@@ -201,14 +204,16 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     return scratch / "reports"
 
 
-def _make_report(scratch: Path, env: dict[str, str], jobs: int) -> subprocess.CompletedProcess:
+def _make_report(
+    scratch: Path, env: dict[str, str], jobs: int, params_name: str = "params.yaml"
+) -> subprocess.CompletedProcess:
     """`make report` in the scratch copy, in a process group of its own: an interruption
     of the verify (Ctrl-C, or SIGTERM, which reaches it alone) is passed on to make and
     its steps, and waited for, before the copy is removed (killed at once, make left
     its steps running: a whole build went on, orphaned, in a folder being removed)."""
     p = subprocess.Popen(
         ["make", "--no-print-directory", f"--jobs={max(1, jobs)}", "report"]
-        + ["PARAMS=.verify-params.yaml"],
+        + ["PARAMS=.verify-params.yaml", f"PARAMS_NAME={params_name}"],
         cwd=scratch,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -456,6 +461,10 @@ def record(reports: Path, out: Path = RECORD, reference: Path = REFERENCE_FIGURE
 
 
 # ------------------------------------------------------------------ report
+# the page's row colours: a problem, and what is new or changed
+ROW_CLASS = {"MISMATCH": "bad", "MISSING": "bad", "FAILED": "bad", "NEW": "new", "CHANGED": "new"}
+
+
 def to_html(sections: dict[str, list[Row]], verdict: str) -> str:
     css = (
         "body{font-family:Helvetica,Arial,sans-serif;max-width:70rem;margin:1rem auto;"
@@ -475,9 +484,7 @@ def to_html(sections: dict[str, list[Row]], verdict: str) -> str:
             "<th>Got</th><th>Difference</th><th>Verdict</th><th>Note</th></tr>"
         )
         for r in rows:
-            cls = {"MISMATCH": "bad", "MISSING": "bad", "NEW": "new", "CHANGED": "new"}.get(
-                r.verdict, ""
-            )
+            cls = ROW_CLASS.get(r.verdict, "")
             cells = "".join(
                 f"<td>{html.escape(str(x))}</td>"
                 for x in (r.item, r.expected, r.got, r.difference, r.verdict, r.note)
@@ -537,6 +544,17 @@ def _verify(argv: list[str] | None) -> int:
             reports = reexecute(Path(tmp), a.params, a.jobs)
         except RuntimeError as e:
             print(f"error: {e}", file=sys.stderr)
+            if a.record:
+                return 1
+            # the page says so too: a PASS left from an earlier verify must not stand
+            said = str(e).splitlines() or ["see the terminal"]
+            why = next((x for x in said if x.startswith("FAILED ")), said[-1])
+            failed = [Row("make report in a scratch copy", "-", "-", "", "FAILED", why)]
+            sections = {"Raw data": raw_rows, "Environment": env_rows, "Re-execution": failed}
+            for title, rows in sections.items():
+                print_table(title, rows, only_problems=title != "Re-execution")
+            write_atomic(a.out, to_html(sections, "FAIL (the re-execution failed)").encode("utf-8"))
+            print(f"\n[verify] FAIL: the re-execution failed; table written to {paths.rel(a.out)}")
             return 1
         if a.record:
             changes = record(reports)
