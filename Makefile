@@ -334,7 +334,8 @@ GIT_REF_FILES := $(wildcard $(firstword $(GIT_REFS)) \
   $(if $(word 3,$(GIT_REFS)),$(word 2,$(GIT_REFS))/$(word 3,$(GIT_REFS)) $(word 2,$(GIT_REFS))/packed-refs))
 reports/paper.html: paper/paper.md $(RESULT_FILES) $(NOTEBOOK_PAGES) $(PKG_SRC) $(ENV) \
   $(ENVSNAP) data/raw/datapackage.json requirements.lock $(GIT_REF_FILES) \
-  $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) $(wildcard $(STAMPS)/file.txt) | $(BYTECODE)
+  $(addprefix $(STAMPS)/,$(addsuffix .json,$(SECTIONS))) $(wildcard $(STAMPS)/file.txt) \
+  $(wildcard $(BUILD)/stages.txt) | $(BYTECODE)
 	@$(STEP) pipeline.paper --source paper/paper.md --build $(OUT) --stamps $(STAMPS) --out $@ \
 	  $(notdir $(basename $(EXECUTED))) --results $(RESULT_FILES)
 

@@ -12,6 +12,7 @@ import pytest
 from analysis import claims as C
 from analysis import ngo, survey
 from analysis import parliament as P
+from analysis.params import ParamsError
 
 
 # ---------------------------------------------------------------- ngo
@@ -547,3 +548,25 @@ def test_a_claimed_year_is_placed_among_the_index_falls():
     assert "fell by 0.190 in 2002 (the largest)" in why
     why = C.index_fall_reason(pd.Series({"claimed_value": "2003"}), index)
     assert "did not fall in 2003" in why and "its largest, 0.190, in 2002" in why
+
+
+def test_a_reference_year_without_exact_counts_names_the_key():
+    counts = pd.DataFrame(  # fixture rows
+        {
+            "year": [2020, 2020, 2021],
+            "series": ["ministry_register"] * 3,
+            "status": ["registered", "active", "registered"],
+            "bound": ["point"] * 3,
+            "count": [100, 80, 110],
+        }
+    )
+    assert list(ngo.reference_counts(counts, 2020).index) == ["registered", "active"]
+    with pytest.raises(ParamsError, match=r"'ngo.reference_year': 2021 .*with both: 2020"):
+        ngo.reference_counts(counts, 2021)
+
+
+def test_an_unknown_palette_names_the_key():
+    from analysis import plots
+
+    with pytest.raises(ParamsError, match=r"key 'shared.figure.palette': 'no_such_palette'"):
+        plots.apply_theme({"figure": {"palette": "no_such_palette"}})

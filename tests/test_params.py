@@ -50,8 +50,23 @@ def test_unknown_section_is_named(tmp_path):
 
 def test_wrong_type_is_named(tmp_path):
     p = write(tmp_path, base_text().replace("dpi: 150", "dpi: high"))
-    with pytest.raises(params.ParamsError, match=r"key 'shared.figure.dpi'.*integer"):
+    line = p.read_text().splitlines().index("    dpi: high") + 1
+    with pytest.raises(params.ParamsError, match=rf"line {line}: key 'shared.figure.dpi'.*integer"):
         params.load(p)
+
+
+def test_a_misspelt_key_names_the_missing_one_too(tmp_path):
+    """The unknown key comes first (with its line); the key it leaves missing is named
+    after it, with the line of its section, never hidden behind "and 1 more"."""
+    p = write(tmp_path, base_text().replace("per_capita_denominator:", "per_capita_denominater:"))
+    lines = p.read_text().splitlines()
+    typo = next(i for i, x in enumerate(lines, 1) if "per_capita_denominater" in x)
+    section = lines.index("data:") + 1
+    with pytest.raises(params.ParamsError) as e:
+        params.load(p)
+    assert f"{p.name}: line {typo}: key 'data.per_capita_denominater'" in str(e.value)
+    assert f"also line {section}: key 'data.per_capita_denominator': Field required" in str(e.value)
+    assert "more" not in str(e.value)
 
 
 def test_out_of_range_value(tmp_path):

@@ -336,7 +336,8 @@ def test_report_with_a_bad_params_file(tmp_path: Path):
     other = root / "other.yaml"
     other.write_text((root / "params.yaml").read_text().replace("dpi: 150", "dpi: x"))
     r = make(root, "report", "PARAMS=other.yaml")
-    assert r.returncode != 0 and "other.yaml: key 'shared.figure.dpi'" in r.stderr
+    line = other.read_text().splitlines().index("    dpi: x") + 1
+    assert r.returncode != 0 and f"other.yaml: line {line}: key 'shared.figure.dpi'" in r.stderr
     assert not (root / "reports" / "paper.html").exists()
 
 

@@ -25,6 +25,7 @@ def ran(out: str) -> list[str]:
 def test_make_notebook_scaffolds_a_working_stage(tmp_path: Path):
     root = copy_project(tmp_path / "project")
     before = sorted(p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    before_files = {f: (root / f).read_bytes() for f in ("params.yaml", "src/analysis/schema.py")}
     r = make(root, "notebook", "NAME=fixture_stage")
     assert r.returncode == 0, r.stdout + r.stderr
     stem = f"{int(before[-1][:2]) + 1:02d}_fixture_stage"  # the next free number
@@ -59,6 +60,18 @@ def test_make_notebook_scaffolds_a_working_stage(tmp_path: Path):
     assert all((root / f).read_bytes() == b for f, b in snapshot.items())
     r = make(root, "notebook", "NAME=Bad-Name")
     assert r.returncode != 0 and "NAME='Bad-Name'" in r.stderr
+
+    # the stage removed again: the next build drops what it made, paper and reports too
+    for f, b in before_files.items():
+        (root / f).write_bytes(b)
+    (root / "notebooks" / f"{stem}.ipynb").unlink()
+    r = make(root, "report")
+    assert r.returncode == 0, r.stdout + r.stderr
+    left = [p for p in (root / "reports").rglob("*") if stem in p.name or "fixture_stage" in p.name]
+    assert left == [], left
+    assert stem not in (root / "reports/paper.html").read_text()
+    assert "fixture_stage" not in (root / "reports/paper.html").read_text()
+    assert "fixture_stage_rows" not in json.loads((root / "reports/results.json").read_text())
 
 
 @pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])

@@ -30,6 +30,23 @@ PROVENANCE_ORDER = {
 }
 
 
+def reference_counts(counts: pd.DataFrame, year: int) -> pd.DataFrame:
+    """The ministry register's exact registered and active counts of `year` (the
+    parameter `reference_year`), indexed by status; a year without both is refused
+    naming the key and the years that have them."""
+    reg = counts[(counts["series"] == "ministry_register") & (counts["bound"] == "point")]
+    statuses = reg.groupby("year")["status"].agg(set)
+    both = {int(str(y)) for y, s in statuses.items() if {"registered", "active"} <= s}
+    if year not in both:
+        from analysis.params import ParamsError
+
+        raise ParamsError(
+            f"key 'ngo.reference_year': {year} has no exact registered and active count in "
+            f"the ministry register (years with both: {', '.join(map(str, sorted(both)))})"
+        )
+    return reg[reg["year"] == year].set_index("status")
+
+
 def one_per_year(counts: pd.DataFrame, series: str, status: str) -> pd.DataFrame:
     """One count per year of one series and status, from the `ngo_counts` table.
 

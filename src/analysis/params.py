@@ -123,15 +123,45 @@ def text_line_of(blob: bytes, offset: int) -> int:
     return blob[:offset].count(b"\n") + 1
 
 
-def _validation_message(name: str, e: ValidationError, prefix: tuple = ()) -> ParamsError:
-    # an unknown key usually explains a "missing" one (a typo): report it first
+def line_of(text: str, loc: tuple) -> int | None:
+    """The 1-based line of the key at `loc` (a path of keys) in a YAML text; for a key
+    that is missing, the line of the nearest mapping above it that exists."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        hit = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+        if hit is None:
+            break
+        line, node = hit[0].start_mark.line + 1, hit[1]
+    return line
+
+
+def _validation_message(
+    name: str, e: ValidationError, prefix: tuple = (), text: str | None = None
+) -> ParamsError:
+    """One line: the file, the line and key of the first problem and what is wrong, then
+    the others' keys (an unknown key first: it usually explains a "missing" one)."""
     errs = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
-    first = errs[0]
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key (not in the parameters schema; check its spelling)"
-    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-    return ParamsError(f"{name}: key '{_key_path(prefix + tuple(first['loc']))}': {msg}{more}")
+
+    def one(err: Any) -> tuple[str, str]:
+        loc = prefix + tuple(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not in the parameters schema; check its spelling)"
+        line = line_of(text, loc) if text is not None else None
+        where = f"line {line}: " if line else ""
+        return f"{where}key '{_key_path(loc)}'", msg
+
+    key, msg = one(errs[0])
+    others = [f"{k}: {m}" for k, m in map(one, errs[1:4])]
+    also = f" (also {'; '.join(others)}" if others else ""
+    also += (f"; and {len(errs) - 4} more)" if len(errs) > 4 else ")") if others else ""
+    return ParamsError(f"{name}: {key}: {msg}{also}")
 
 
 def load(path: Path | str | None = None, check_data: bool = True) -> Any:
@@ -145,7 +175,7 @@ def load(path: Path | str | None = None, check_data: bool = True) -> Any:
     try:
         p = Params.model_validate(raw)
     except ValidationError as e:
-        raise _validation_message(name, e) from None
+        raise _validation_message(name, e, text=path.read_text(encoding="utf-8")) from None
     if check_data:
         for sec in ["shared", *SECTIONS]:
             check_against_data(getattr(p, sec), name, sec)

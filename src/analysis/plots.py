@@ -34,7 +34,12 @@ def apply_theme(params: dict) -> None:
     hash salt) from a notebook's params: `params["figure"]` holds `palette`,
     `width_in`, `height_in` and `dpi`. Call it once, before the first figure."""
     fig = params["figure"]
-    sns.set_theme(context="notebook", style="whitegrid", palette=fig["palette"])
+    try:
+        sns.set_theme(context="notebook", style="whitegrid", palette=fig["palette"])
+    except ValueError as e:  # (a name the schema cannot check without seaborn)
+        from analysis.params import ParamsError
+
+        raise ParamsError(f"key 'shared.figure.palette': {e}") from None
     matplotlib.rcParams.update(
         {
             "figure.figsize": (fig["width_in"], fig["height_in"]),

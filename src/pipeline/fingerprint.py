@@ -116,7 +116,44 @@ def write_notebook_snapshots(folder: Path = NB_SNAPSHOTS) -> list[str]:
         text = json.dumps(norm, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         if write_if_changed(folder / nb_path.name, text):
             changed.append(nb_path.stem)
+    current = {p.stem for p in stages()}
+    for gone in sorted(p.stem for p in folder.glob("*.ipynb") if p.stem not in current):
+        prune_stage(gone)
+        (folder / f"{gone}.ipynb").unlink(missing_ok=True)
+        changed.append(gone)
+    # the paper depends on the list of stages: a stage removed changes it (and nothing
+    # else make could see), so the paper and its appendix are made again without it
+    write_if_changed(STAGES_LIST, "".join(f"{s}\n" for s in sorted(current)))
     return changed
+
+
+STAGES_LIST = paths.BUILD / "stages.txt"
+
+
+def prune_stage(stem: str) -> list[Path]:
+    """Remove the build outputs of a stage that no longer exists (its notebook removed
+    or renamed): its executed copy and page, results, provenance, dependency file and
+    the figures it made. Return what was removed."""
+    out = paths.BUILD_OUT
+    gone = [
+        out / "notebooks" / f"{stem}.ipynb",
+        out / "notebooks" / f"{stem}.html",
+        out / "results" / f"{stem}.json",
+        out / "provenance" / f"{stem}.json",
+        paths.BUILD / "deps" / f"{stem}.mk",
+        paths.BUILD / "runs" / f"{stem}.json",
+    ]
+    for meta in (out / "figures").glob("*.json"):
+        try:
+            made_by = json.loads(meta.read_text(encoding="utf-8")).get("notebook")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if made_by == stem:
+            gone += [meta, meta.with_suffix(".svg"), meta.with_suffix(".png")]
+    removed = [p for p in gone if p.exists()]
+    for p in removed:
+        p.unlink()
+    return removed
 
 
 # ------------------------------------------------------------------ environment

@@ -52,6 +52,10 @@ def write_stamps(
         text = json.dumps(params.section(p, name), sort_keys=True, indent=1) + "\n"
         if write_if_changed(Path(folder) / f"{name}.json", text):
             changed.append(name)
+    for old in sorted(Path(folder).glob("*.json")):  # a section removed: its stamp goes
+        if old.stem not in params.SECTIONS:
+            old.unlink()
+            changed.append(old.stem)
     return changed
 
 
