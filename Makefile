@@ -23,6 +23,9 @@ MAKEFLAGS += --jobs=$(NPROC)
 endif
 
 PARAMS ?= params.yaml
+ifneq ($(word 2,$(PARAMS)),)
+$(error PARAMS='$(PARAMS)': make cannot use a path with spaces; copy the file to one without)
+endif
 # the name the paper gives the parameters file (make verify's re-execution runs on a
 # copy under another name and gives the original's)
 PARAMS_NAME ?= $(PARAMS)
@@ -170,6 +173,7 @@ git config $$where filter.nbstripout.required true && \
 git config $$where diff.ipynb.textconv $(NBSTRIPOUT)' -t' && \
 echo "[env] nbstripout git filter installed (.gitattributes)"
 endef
+## git-filter: install the nbstripout git filter again (make env does it; after its settings change)
 .PHONY: git-filter
 git-filter:
 	@$(GIT_FILTER)
@@ -411,5 +415,6 @@ clean:
 	find reports -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name expected-results.json \
 	  ! -name expected-figures -exec rm -rf {} +
 	find data/processed -type f ! -name .gitkeep -delete
+## distclean: `make clean`, and remove .venv and the bootstrapped uv too
 distclean: clean
 	rm -rf $(VENV) .tools

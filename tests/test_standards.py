@@ -151,6 +151,27 @@ def test_nbstripout_git_filter_keeps_outputs_out_of_git(tmp_path: Path):
     assert "04_survey.ipynb" in run("git", "status", "--porcelain", cwd=root).stdout
 
 
+def test_readme_describes_every_raw_table():
+    """The README's table of data/raw lists every table of the data package."""
+    pkg = json.loads((ROOT / "data/raw/datapackage.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    named = set(re.findall(r"`([a-z0-9_]+)`", " ".join(r.split("|")[1] for r in rows)))
+    missing = [r["name"] for r in pkg["resources"] if r["name"] not in named]
+    assert missing == [], f"README's data table lacks {missing}"
+
+
+def test_make_help_and_the_readme_name_the_same_targets():
+    """`make help` lists each target the README names, and the README mentions each
+    target `make help` lists."""
+    shown = run("make", "help").stdout
+    listed = set(re.findall(r"^  make ([a-z_-]+)", shown, re.M))
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`make ([a-z][a-z_-]+)", readme))  # (in code spans)
+    assert named and named <= listed, named - listed
+    assert [t for t in sorted(listed) if not re.search(rf"make {t}\b", readme)] == []
+
+
 def test_lint_covers_notebooks():
     r = run("make", "-n", "lint")
     assert "notebooks" in r.stdout, r.stdout
