@@ -513,6 +513,12 @@ def test_paper_in_headless_chromium(built: Path):
             .filter(a => !getComputedStyle(a).textDecorationLine.includes('underline'))
             .length""")
         page.screenshot(path=str(built / "reports" / "paper-screenshot.png"), full_page=False)
+        # on a desktop screen a table of many columns gets more than the text's width:
+        # every column in view, no sideways scroll inside it or on the page
+        page.set_viewport_size({"width": 1280, "height": 900})
+        cramped = page.evaluate("""Array.from(document.querySelectorAll('figure.table .scroll'))
+            .filter(s => s.scrollWidth > s.clientWidth + 1).map(s => s.parentNode.id)""")
+        wide_overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         phone = ctx.new_page()
         phone.set_viewport_size({"width": 390, "height": 844})
         phone.goto(page_path.as_uri(), wait_until="load")
@@ -528,6 +534,7 @@ def test_paper_in_headless_chromium(built: Path):
     for href in local:
         assert (page_path.parent / href).exists(), href
     assert overflow <= 1, "the page scrolls sideways on a phone"
+    assert cramped == [] and wide_overflow <= 1, cramped
     shot = built / "reports" / "paper-screenshot.png"
     assert shot.stat().st_size > 10_000  # kept in the scratch copy: tests never write reports/
 

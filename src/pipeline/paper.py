@@ -86,6 +86,8 @@ LOCK_SHOWN = [
 DIRECTIVE = re.compile(r"^\{([\w:-]+)\}\s*(.*)$")
 OPTION = re.compile(r"^:([\w-]+):\s*(.*)$")
 
+WIDE_TABLE_COLUMNS = 8  # columns from which a table spans more than the text column
+
 STYLE = """\
 :root{--ink:#1d1d1f;--muted:#55555a;--rule:#d9d9de;--accent:#0b5cad}
 *{box-sizing:border-box}
@@ -106,6 +108,7 @@ figcaption p{margin:.2rem 0}
 .label{font-weight:bold;font-family:Helvetica,Arial,sans-serif}
 figcaption .prov{font-size:.78rem;color:var(--muted);margin:.3rem 0 0}
 .scroll{overflow-x:auto}
+figure.wide{width:min(calc(100vw - 2rem),76rem);margin-left:50%;transform:translateX(-50%)}
 .scroll:focus{outline:2px solid var(--accent);outline-offset:2px}
 table{border-collapse:collapse;font-size:.8rem;width:100%;font-family:Helvetica,Arial,sans-serif}
 th,td{border-bottom:1px solid var(--rule);padding:.25rem .4rem;text-align:left;vertical-align:top;
@@ -120,7 +123,8 @@ ol.refs li{margin-bottom:.4rem;font-size:.88rem}
 nav.toc{font-size:.9rem}
 @media (max-width:40rem){body{font-size:.98rem;padding:1rem .7rem}h1{font-size:1.4rem}}
 @media print{body{max-width:none;font-size:10.5pt}a{color:inherit}nav.toc{display:none}
-figure{break-inside:avoid}h2{break-after:avoid}.scroll{overflow:visible}}
+figure{break-inside:avoid}h2{break-after:avoid}.scroll{overflow:visible}
+figure.wide{width:auto;margin-left:0;transform:none}}
 """
 
 
@@ -473,8 +477,10 @@ class Paper:
         cites, listed = self.sources_note(entry["source_ids"])
         label = f"Table {n}: {plain(caption_html)}"
         prov = f'<p class="prov">{listed.strip()}</p>' if listed else ""
+        # a table of many columns is given more than the text's width where the screen has it
+        wide = " wide" if len(columns) >= WIDE_TABLE_COLUMNS else ""
         return (
-            f'<figure class="table" id="tab-{esc(key)}"><figcaption><p><span class="label">'
+            f'<figure class="table{wide}" id="tab-{esc(key)}"><figcaption><p><span class="label">'
             f"Table {n}.</span> {caption_html}{cites}</p>{prov}</figcaption>\n"
             f'<div class="scroll" tabindex="0" role="region" aria-label="{esc(label)}">'
             f'<table data-key="{esc(key)}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}'
