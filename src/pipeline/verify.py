@@ -292,7 +292,7 @@ def compare_delivered(delivered: Path, fresh: Path) -> list[Row]:
 # ------------------------------------------------------------------ comparison
 def _fmt(v) -> str:
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return f"{v:.1f}" if v.is_integer() and abs(v) < 1e6 else f"{v:.6g}"
     if isinstance(v, list):
         return f"table of {len(v)} rows"
     s = str(v)
@@ -501,11 +501,16 @@ def print_table(title: str, rows: list[Row], only_problems: bool = False) -> Non
     if not shown:
         return
     w = max(len(r.item) for r in shown)
-    print(f"{'item':{w}s}  {'expected':>14s}  {'got':>14s}  {'difference':>12s}  verdict")
+    # each column as wide as its widest value (up to a cap), never cut mid-word below it
+    we, wg, wd = (
+        min(30, max(len(h), *(len(getattr(r, c)) for r in shown)))
+        for c, h in (("expected", "expected"), ("got", "got"), ("difference", "difference"))
+    )
+    print(f"{'item':{w}s}  {'expected':>{we}s}  {'got':>{wg}s}  {'difference':>{wd}s}  verdict")
     for r in shown:
         print(
-            f"{r.item:{w}s}  {r.expected[:14]:>14s}  {r.got[:14]:>14s}  "
-            f"{r.difference[:12]:>12s}  {r.verdict}  {r.note}"
+            f"{r.item:{w}s}  {r.expected[:we]:>{we}s}  {r.got[:wg]:>{wg}s}  "
+            f"{r.difference[:wd]:>{wd}s}  {r.verdict}  {r.note}"
         )
 
 
@@ -581,10 +586,18 @@ def _verify(argv: list[str] | None) -> int:
     verdict = "PASS" if not bad else f"FAIL ({len(bad)} mismatches)"
     for title, rows in sections.items():
         only = title in ("Raw data", "Environment", "Delivered reports") and not a.all
+        if title == "Delivered reports" and rows and all(r.verdict == "MISSING" for r in rows):
+            print(f"\n== {title}: 0/{len(rows)} ok (none delivered: run `make report`)")
+            continue
         print_table(title, rows, only_problems=only)
     write_atomic(a.out, to_html(sections, verdict).encode("utf-8"))
     print(f"\n[verify] {verdict}; table written to {paths.rel(a.out)}")
+    undelivered = [r for t, r in bad if t == "Delivered reports" and r.verdict == "MISSING"]
+    if len(undelivered) > 3:  # (after `make clean`: one line, not one per file)
+        print(f"  missing (delivered reports): {len(undelivered)} files: run `make report`")
     for title, r in bad:
+        if len(undelivered) > 3 and r in undelivered:
+            continue
         print(
             f"  mismatch ({title.lower()}): {r.item}: expected {r.expected}, got {r.got} ({r.note})"
         )
