@@ -487,6 +487,44 @@ def test_tolerance_comes_from_the_claims_table():
 
     assert verdict(5e7) == C.CONSISTENT  # 1.84 billion is "1.8 billion"
     assert verdict(0.5) == C.INCONSISTENT
+    # the claim cites the rows it was compared with, not only the article
+    out = C.check_all(claims, counts=empty, funding=funding, annual=empty, picked=empty,
+                      events=empty, annual_series="x", survey_note="")  # fmt: skip
+    assert C.cited_ids(next(out.itertuples()), known={"art", "f"}) == ["art", "f"]
+
+
+def test_a_fold_across_two_series_is_not_compared():
+    """A ratio of an early count of one series to a later count of another is the
+    growth of neither: cannot check, whatever it equals."""
+    claims = pd.DataFrame(
+        {
+            "claim_id": ["C1", "C2", "C3"],
+            "article_source_id": ["art"] * 3,
+            "quantity": ["NGO count early 1990s", "NGO count 2021 (active)", "fold change"],
+            "claimed_value": [400, 16000, 40],
+            "unit": ["organisations", "organisations", "ratio"],
+            "tolerance": [50, 500, 5],
+            "refers_to": ["early 1990s", "2021", "1990s to 2021"],
+            "check": ["ngo_count", "ngo_count", "fold"],
+        }
+    )
+    counts = pd.DataFrame(  # fixture rows
+        {
+            "year": [1994, 2021],
+            "series": ["early_secondary", "ministry_register"],
+            "status": ["active", "active"],
+            "count": [400, 16000],
+            "bound": ["point", "approximate"],
+            "quality": ["ok", "ok"],
+            "source_id": ["s94", "s21"],
+        }
+    )
+    empty = pd.DataFrame()
+    out = C.check_all(claims, counts=counts, funding=empty, annual=empty, picked=empty,
+                      events=empty, annual_series="x", survey_note="")  # fmt: skip
+    fold = out.set_index("claim_id").loc["C3"]
+    assert fold["verdict"] == C.CANNOT and "growth of neither" in fold["reason"]
+    assert fold["data_source_ids"] == ["s21", "s94"]
 
 
 def test_verdict_logic():

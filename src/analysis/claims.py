@@ -66,6 +66,7 @@ class Candidate:
     what: str  # e.g. "lower chamber (WDI) 1999"
     ref: pd.Series | None = field(default=None, compare=False)  # the data row behind it, if any
     bound: str | None = None  # "lower" or "upper" when the value is only a bound, else None
+    sources: tuple[str, ...] = field(default=(), compare=False)  # source ids of its rows
 
     def within(self, claimed: float, tol: float) -> bool:
         """Whether the claimed value agrees with this candidate: equal within
@@ -163,7 +164,11 @@ def verdict(
     if bounded:
         c = bounded[0]
         others = [x for x in candidates if x is not c and x.kind != "year"]
-        also = "; also in the data: " + "; ".join(f"{x.what}" for x in others) if others else ""
+        also = (
+            "; also in the data for the period, not matching: " + "; ".join(map(_shown, others))
+            if others
+            else ""
+        )
         return Verdict(
             NOT_CONTRADICTED,
             c.value,
@@ -224,6 +229,7 @@ def ngo_count_candidates(claim: pd.Series, counts: pd.DataFrame) -> list[Candida
             f"({SERIES_NAMES.get(r['series'], r['series'])}, {r['year']})",
             ref=r,
             bound="lower" if r["bound"] == "lower" else None,
+            sources=_ids(r["source_id"]),
         )
         for _, r in sub.sort_values(["year", "source_id"]).iterrows()
     ]
@@ -239,9 +245,24 @@ def official_fold_candidates(growth: pd.DataFrame) -> list[Candidate]:
             f"{'about ' if r['bound'] == 'approximate' else ''}{r['fold']:g}-fold "
             f"{r['from_year']} to {r['to_year']} as stated by "
             f"{'an official' if r['provenance'].startswith('official') else 'a report'}",
+            sources=_ids(r["source_id"]),
         )
         for _, r in growth.sort_values("from_year").iterrows()
     ]
+
+
+def fold_across_series_reason(start: pd.Series, end: pd.Series, growth: pd.DataFrame | None) -> str:
+    """Why a fold change joining counts of two series cannot be checked, with the
+    officials' own statements of growth (other periods and registers)."""
+    name = lambda r: SERIES_NAMES.get(r["series"], r["series"])  # noqa: E731
+    said = "; ".join(c.what for c in official_fold_candidates(growth)) if growth is not None else ""
+    return (
+        f"the ratio joins counts of two definitions, {int(end['count']):,} {end['status']} "
+        f"({name(end)}, {end['year']}) and "
+        f"{'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
+        f"({name(start)}, {start['year']}), so it is the growth of neither"
+        + (f"; officials state other growth for other periods: {said}" if said else "")
+    )
 
 
 def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[Candidate]:
@@ -265,7 +286,8 @@ def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[
         + (", so at most this" if low_start else ", so at least this" if low_end else "")
     )
     bound = "upper" if low_start else "lower" if low_end else None
-    return [Candidate(ratio, kind, what, bound=bound)]
+    ids = _ids(start["source_id"]) + _ids(end["source_id"]) if "source_id" in start else ()
+    return [Candidate(ratio, kind, what, bound=bound, sources=ids)]
 
 
 _STOP = {"state", "to", "for", "of", "the", "ngos", "ngo", "and", "in"}
@@ -289,6 +311,7 @@ def funding_candidates(claim: pd.Series, funding: pd.DataFrame) -> list[Candidat
             float(r["amount"]),
             "same" if r["kind"] == "annual" else "definition",
             f"{r['kind']} amount: {r['programme']} ({r['period']})",
+            sources=_ids(r["source_id"]),
         )
         for _, r in sub.iterrows()
     ]
@@ -306,15 +329,27 @@ def parliament_candidates(
     out = []
     if y in wdi.index:
         out.append(
-            Candidate(float(wdi["women_pct"].loc[y]), "definition", f"lower chamber {y} ({name})")
+            Candidate(
+                float(wdi["women_pct"].loc[y]),
+                "definition",
+                f"lower chamber {y} ({name})",
+                sources=(series,),
+            )
         )
     both = P.both_chambers_in_year(picked, wdi["women_pct"], y)
     if both is not None:
-        out.insert(0, Candidate(both[0], "same", f"both chambers {y} ({both[1]})"))
+        (pct, desc, ids) = both
+        ids += (series,) if "annual share" in desc else ()
+        out.insert(0, Candidate(pct, "same", f"both chambers {y} ({desc})", sources=ids))
     for yy in (y - 1, y + 1):
         if yy in wdi.index:
             out.append(
-                Candidate(float(wdi["women_pct"].loc[yy]), "year", f"lower chamber {yy} ({name})")
+                Candidate(
+                    float(wdi["women_pct"].loc[yy]),
+                    "year",
+                    f"lower chamber {yy} ({name})",
+                    sources=(series,),
+                )
             )
     return out
 
@@ -370,13 +405,16 @@ def target_year_candidates(claim: pd.Series, events: pd.DataFrame) -> list[Candi
 
 # ------------------------------------------------------------------ all claims
 def target_level_candidates(events: pd.DataFrame) -> list[Candidate]:
-    """The 30% level of women in decision-making set by a policy event."""
+    """The 30% level of women in decision-making set by a policy event: another
+    definition than a claim's (a level set by another instrument, in another year,
+    known from second-hand reports), never the commitment the claim names."""
     return [
         Candidate(
             30.0,
-            "same",
-            f"the 30% level for decision-making roles set by the strategy of {e['year']} "
-            "(whether the 2016 decree repeats it is not verified)",
+            "definition",
+            f"the 30% level for decision-making roles set by the strategy of {e['year']}, as "
+            "reported second-hand (whether the 2016 decree repeats it is not verified)",
+            sources=_ids(e["source_ids"]),
         )
         for _, e in events[events["event"].str.contains("30% women in decision-making")].iterrows()
     ]
@@ -398,7 +436,12 @@ def index_fall_reason(claim: pd.Series, index: pd.DataFrame) -> str:
             return f"has no value for {yy}"
         if d.loc[yy] >= 0:
             return f"did not fall in {yy} ({s.loc[yy - 1]:.3f} to {s.loc[yy]:.3f})"
-        place = "the largest" if rank[yy] == 1 else f"the {_ordinal(int(rank[yy]))} largest"
+        joint = "joint " if (rank == rank[yy]).sum() > 1 else ""
+        place = (
+            f"the {joint}largest"
+            if rank[yy] == 1
+            else f"the {joint}{_ordinal(int(rank[yy]))} largest"
+        )
         return f"fell by {-d.loc[yy]:.3f} in {yy} ({place})"
 
     largest = f", and its largest, {-falls.loc[top]:.3f}, in {top}" if top not in (y, y + 1) else ""
@@ -408,6 +451,13 @@ def index_fall_reason(claim: pd.Series, index: pd.DataFrame) -> str:
         f"{int(d.index.max())}, it {change(y)} and {change(y + 1).removeprefix('has ')}{largest}; "
         "an annual expert index can show when civic space changed, not which law changed it"
     )
+
+
+def _ids(value: object) -> tuple[str, ...]:
+    """Source ids of a row's source-id cell (one id, or several joined by ';')."""
+    if not isinstance(value, str):  # (a missing cell: NaN or None)
+        return ()
+    return tuple(x for x in value.split(";") if x)
 
 
 def _shown(c: Candidate) -> str:
@@ -476,6 +526,7 @@ def check_all(
         tol = float(c["tolerance"]) if "tolerance" in c else tolerance(c["claimed_value"])
         reason_if_none = "no comparable value in the data"
         cands: list[Candidate] = []
+        read: set[str] = set()  # source ids of rows a reason without candidates rests on
         if how == "ngo_count":
             cands = ngo_count_candidates(c, counts)
         elif how == "fold":
@@ -486,9 +537,16 @@ def check_all(
             ]
             mine = sorted(mine, key=lambda r: r["year"])
             cands = fold_candidates(c, mine[0], mine[-1]) if len(mine) >= 2 else []
-            if growth is not None:
-                cands += official_fold_candidates(growth)
             reason_if_none = "the article's own counts could not both be found in the data"
+            if len(mine) >= 2 and mine[0]["series"] != mine[-1]["series"]:
+                # a ratio of counts of two definitions is the growth of neither
+                cands = []
+                reason_if_none = fold_across_series_reason(mine[0], mine[-1], growth)
+                read = {i for r in mine for i in _ids(r["source_id"])}
+                if growth is not None:
+                    read |= {i for v in growth["source_id"] for i in _ids(v)}
+            elif growth is not None:
+                cands += official_fold_candidates(growth)
         elif how == "funding":
             cands = funding_candidates(c, funding)
             reason_if_none = (
@@ -504,10 +562,13 @@ def check_all(
             cands = target_level_candidates(events)
         elif how == "index_fall_year" and index is not None:
             reason_if_none = index_fall_reason(c, index)
+            read = {i for v in index["source_id"] for i in _ids(v)}
         elif how == "survey_internal":
             reason_if_none = survey_note
         elif how == "participation" and survey_results is not None:
             reason_if_none = participation_reason(survey_results)
+            caf = survey_results[survey_results["question_id"] == "CAF_volunteered_time"]
+            read = {i for v in caf.sort_values("year")["source_id"].tail(1) for i in _ids(v)}
         else:
             reason_if_none = str(c["how_to_check"])
         v = verdict(claimed, cands, tol, reason_if_none)
@@ -543,6 +604,7 @@ def check_all(
             "verdict": v.verdict,
             "reason": v.reason,
             "article_source_id": c["article_source_id"],
+            "data_source_ids": sorted({i for x in cands for i in x.sources} | read),
         }
     return pd.DataFrame([rows[i] for i in claims.index])
 
@@ -575,11 +637,13 @@ RAW_FILES = {
 
 def cited_ids(checked_row: Any, known: set[str] | None = None) -> list[str]:
     """The source ids behind one checked claim (a row of `check_all`'s table):
-    the article, and every data source id the reason names (`known`: the
-    package's source ids by default)."""
+    the article, the sources of the data values its reason compares it with, and
+    every data source id the reason names (`known`: the package's source ids by
+    default)."""
     known = data.source_ids() if known is None else known
     words = set(re.findall(r"[A-Za-z0-9_]+", str(checked_row.reason)))
-    return sorted({checked_row.article_source_id} | (words & known))
+    used = set(getattr(checked_row, "data_source_ids", ()) or ()) & known
+    return sorted({checked_row.article_source_id} | used | (words & known))
 
 
 def results_of(checked_row: Any, known: set[str] | None = None) -> dict[str, Result]:

@@ -252,8 +252,9 @@ def gaps(series: pd.Series, target: float, parity: float) -> pd.DataFrame:
 
 def both_chambers_in_year(
     picked: pd.DataFrame, lower_pct: pd.Series, year: int, from_annual: bool = True
-) -> tuple[float, str] | None:
-    """Women's share of both chambers at the end of `year`, or None if unknown.
+) -> tuple[float, str, tuple[str, ...]] | None:
+    """Women's share of both chambers at the end of `year` with how it was counted and
+    the source ids of the rows and series it rests on, or None if unknown.
 
     Mazhilis: the seats of the latest election on or before the year's end; the
     women are read from the annual lower-chamber share when it maps to a whole
@@ -277,4 +278,5 @@ def both_chambers_in_year(
         f"Mazhilis {women}/{seats} ({how}) + Senate {int(s['women_seats'])}/"
         f"{int(s['total_seats'])} in force at the end of {year}"
     )
-    return pct, desc
+    ids = tuple(sorted({str(m["source_id"]), str(s["source_id"])}))  # (and the annual series)
+    return pct, desc, ids

@@ -1,9 +1,10 @@
 """Public attitudes: survey percentages with honest uncertainty.
 
 Survey percentages are weighted and rounded and the sources print no counts.
-Where a sample size is stated, an approximate count round(p·n) gives a Wilson
-interval, labelled approximate (design effects are unknown, so it is too
-narrow if the design effect exceeds 1). Where n is not stated, no interval.
+Only a probability sample whose producer publishes its design, with a stated n
+that is the item's base, gets an interval: a Wilson interval from the count
+round(p·n), labelled approximate. A sample only described as representative
+(quotas, an unpublished design) has no sampling model, and no interval.
 
 The functions take the processed `survey_results` and `surveys` tables as
 `processed.read` returns them; `with_intervals` keeps their provenance, and
