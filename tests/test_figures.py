@@ -275,3 +275,39 @@ def test_a_figure_that_logged_when_drawn_is_drawn_every_time_and_its_log_shown(
     save_fixture(fixture_figure(), tmp_path / "out")
     assert "fixture: drawn with a fallback" in capfd.readouterr().err
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_alt_texts_are_computed_from_the_rows_drawn():
+    """The alt texts give the values of the rows the figures draw (fixture rows),
+    never numbers typed beside them."""
+    caf = pd.DataFrame(  # fixture rows
+        {
+            "question_id": ["q"] * 3,
+            "year": [2009, 2010, 2013],
+            "percent": [8.0, 20.0, 39.0],
+            "source_id": ["s"] * 3,
+        }
+    )
+    alt = plots.caf_alt(caf, {"q": "donated"})
+    assert alt == (
+        "Line chart 2009-2013: donated from 8% to 39% (between 8% and 39%); no data for 2011, 2012."
+    )
+    areas = pd.DataFrame(
+        {"classification": [2023] * 3, "area": ["a", "b", "c"], "share_pct": [5.5, 20.05, 1.0]}
+    )
+    assert plots.activity_areas_alt(areas, listed=2).endswith(
+        "2023: b 20.05%, a 5.5%, the others 1% or less; the shares sum to 26.55%."
+    )
+    counts = pd.DataFrame(
+        {
+            "year": [2016, 2017, 2023],
+            "series": ["ministry_register"] * 3,
+            "status": ["registered"] * 3,
+            "count": [20000, 19680, 23335],
+            "bound": ["lower", "point", "point"],
+            "quality": ["implausible", "ok", "ok"],
+        }
+    )
+    alt = plots.ngo_counts_alt(counts)
+    assert "registered: 19,680 to 23,335 from 2017 to 2023" in alt
+    assert "1 published value(s) crossed out" in alt

@@ -577,6 +577,62 @@ def civic_space_figure(ccsi, profile, fh, fh_label, ccsi_label):
     return fig
 
 
+def ngo_counts_alt(counts) -> str:
+    """The alt text of `ngo_counts_figure`, from the same rows: each series and
+    status with its range of counts and years, and what is flagged."""
+    ok = counts[counts["quality"] == "ok"]
+    parts = []
+    for series, label in SERIES_LABELS.items():
+        for status, g in ok[ok["series"] == series].groupby("status", sort=True):
+            lo, hi = int(g["count"].min()), int(g["count"].max())
+            y0, y1 = int(g["year"].min()), int(g["year"].max())
+            span = f"in {y0}" if y0 == y1 else f"from {y0} to {y1}"
+            values = f"{lo:,}" if lo == hi else f"{lo:,} to {hi:,}"
+            some = " (lower bounds among them)" if (g["bound"] == "lower").any() else ""
+            parts.append(f"{label}, {status}: {values} {span}{some}")
+    flagged = counts[counts["quality"] != "ok"]
+    crossed = (
+        f"; {len(flagged)} published value(s) crossed out as implausible" if len(flagged) else ""
+    )
+    return (
+        f"Scatter plot on a log scale of NGO counts from {int(counts['year'].min())} to "
+        f"{int(counts['year'].max())}, one colour per series (not comparable with each other): "
+        + "; ".join(parts)
+        + crossed
+        + "."
+    )
+
+
+def activity_areas_alt(areas, listed: int = 4) -> str:
+    """The alt text of `activity_areas_figure`: per classification, the `listed`
+    largest shares as published, the largest of the rest and the sum."""
+    out = []
+    for cls, grp in areas.groupby("classification"):
+        grp = grp.sort_values("share_pct", ascending=False)
+        shown, rest = grp.iloc[:listed], grp["share_pct"].iloc[listed:]
+        top = ", ".join(f"{r.area} {r.share_pct:g}%" for r in shown.itertuples())
+        others = f", the others {rest.max():g}% or less" if len(rest) else ""
+        total = round(float(grp["share_pct"].sum()), 2)
+        out.append(f"{cls}: {top}{others}; the shares sum to {total:g}%")
+    return "Horizontal bar charts, one per classification. " + ". ".join(out) + "."
+
+
+def caf_alt(caf, labels) -> str:
+    """The alt text of `caf_figure`: each item's range, first and last values, and
+    the data years without a value."""
+    y0, y1 = int(caf["year"].min()), int(caf["year"].max())
+    parts = []
+    for item, grp in caf.groupby("question_id", sort=False):
+        pct = grp.sort_values("year")["percent"]
+        parts.append(
+            f"{labels.get(item, item)} from {pct.iloc[0]:g}% to {pct.iloc[-1]:g}% "
+            f"(between {pct.min():g}% and {pct.max():g}%)"
+        )
+    missing = sorted(set(range(y0, y1 + 1)) - set(caf["year"].astype(int)))
+    gap = f"; no data for {', '.join(map(str, missing))}" if missing else ""
+    return f"Line chart {y0}-{y1}: " + "; ".join(parts) + gap + "."
+
+
 def activity_areas_figure(areas):
     """Published shares by area, one panel per classification; labels wrapped, never cut.
 
