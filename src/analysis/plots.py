@@ -468,6 +468,7 @@ def ngo_counts_figure(counts):
     counts: the processed `ngo_counts` table as `processed.read` returns it (all
     series, statuses and quality flags; the figure selects). Returns the figure."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     fig, ax = new(4.8)
     colours = dict(zip(SERIES_LABELS, palette(4), strict=True))
@@ -507,12 +508,12 @@ def ngo_counts_figure(counts):
     ax.set_xlabel("Year")
     ax.set_ylabel("Organisations (log scale)")
     ax.set_title("NGO counts in Kazakhstan by measure definition")
-    handles = [
-        Line2D([], [], color=colours[s], marker="o", ls="", label=lab)
-        for s, lab in SERIES_LABELS.items()
-    ]
+    # three codes, each said in its legend label: colour = series (patches), fill =
+    # status, shape = bound (a filled circle is both "filled" and "circle": the labels
+    # name which of the two the entry stands for)
+    handles: list = [Patch(color=colours[s], label=lab) for s, lab in SERIES_LABELS.items()]
     handles += [
-        Line2D([], [], color="grey", marker="o", ls="", label="registered (filled)"),
+        Line2D([], [], color="grey", marker="o", ls="", label="filled: registered"),
         Line2D(
             [],
             [],
@@ -520,11 +521,19 @@ def ngo_counts_figure(counts):
             marker="o",
             ls="",
             markerfacecolor="white",
-            label="active / operating (open)",
+            label="open: active / operating",
         ),
     ]
+    shape = {"o": "circle", "s": "square", "^": "triangle"}
     handles += [
-        Line2D([], [], color="grey", marker=BOUND_MARKERS[b], ls="", label=BOUND_LABELS[b])
+        Line2D(
+            [],
+            [],
+            color="grey",
+            marker=BOUND_MARKERS[b],
+            ls="",
+            label=f"{shape[BOUND_MARKERS[b]]}: {BOUND_LABELS[b]}",
+        )
         for b in ("point", "approximate", "lower")
     ]
     if not bad.empty:
