@@ -274,6 +274,24 @@ def test_unknown_things_are_refused(tmp_path: Path, markdown: str, message: str)
     assert "\n" not in str(e.value) and str(e.value).startswith("fixture.md")
 
 
+def test_plural_agrees_with_the_value(tmp_path: Path):
+    """{plural} gives the word for the computed value: a sentence stays grammatical
+    when a count becomes 1."""
+    results = json.loads((FIXTURE / "results.json").read_text())
+    source = (
+        "---\ntitle: Fixture\n---\n\n## Section\n\n"
+        "{num}`fx_many` {plural}`fx_many, pair, pairs` {plural}`fx_many, gives, give` it.\n"
+    )
+    for value, words in ((7, "7 pairs give it."), (1, "1 pair gives it.")):
+        results["fx_many"]["value"] = value
+        html, _ = fixture_render(tmp_path, source=source, results=results)
+        para = BeautifulSoup(html, "html.parser").select_one("main section p")
+        text = " ".join(para.get_text().split())
+        assert words in text, text
+    with pytest.raises(paper_mod.PaperError, match="two words"):
+        fixture_render(tmp_path, source=source.replace(", gives, give", ""), results=results)
+
+
 def test_front_matter_is_required(tmp_path: Path):
     with pytest.raises(paper_mod.PaperError, match="front matter"):
         fixture_render(tmp_path, source="## No front matter\n")

@@ -321,6 +321,15 @@ class Paper:
             f"</span>: {lo} to {hi})</span>"
         )
 
+    def plural(self, items: list[str]) -> str:
+        """`{plural}`key, one, many``: the word for a result's value (`one` when it is
+        exactly 1), so that a sentence around a computed count stays grammatical."""
+        if len(items) != 3:
+            raise PaperError("{plural} takes a result key and two words: key, one, many")
+        key, one, many = items
+        v = self.value(key)
+        return esc(one if isinstance(v, (int, float)) and float(v) == 1 else many)
+
     def text(self, key: str) -> str:
         v = self.value(key)
         if isinstance(v, (list, dict)):
@@ -698,6 +707,7 @@ def _role(self, tokens, idx, options, env) -> str:
         "num": lambda: paper.num(content),
         "ci": lambda: paper.ci(content),
         "text": lambda: paper.text(content),
+        "plural": lambda: paper.plural(items),
         "cite": lambda: paper.cite(items),
         "cite:result": lambda: paper.cite_result(items),
         "numref": lambda: paper.ref(content),
