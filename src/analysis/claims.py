@@ -25,7 +25,7 @@ gives the table the paper prints.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -254,14 +254,23 @@ def official_fold_candidates(growth: pd.DataFrame) -> list[Candidate]:
 def fold_across_series_reason(start: pd.Series, end: pd.Series, growth: pd.DataFrame | None) -> str:
     """Why a fold change joining counts of two series cannot be checked, with the
     officials' own statements of growth (other periods and registers)."""
-    name = lambda r: SERIES_NAMES.get(r["series"], r["series"])  # noqa: E731
     said = "; ".join(c.what for c in official_fold_candidates(growth)) if growth is not None else ""
     return (
-        f"the ratio joins counts of two definitions, {int(end['count']):,} {end['status']} "
-        f"({name(end)}, {end['year']}) and "
-        f"{'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
-        f"({name(start)}, {start['year']}), so it is the growth of neither"
+        f"the ratio joins counts of two definitions, {_ratio_terms(start, end)}, so it is the "
+        "growth of neither"
         + (f"; officials state other growth for other periods: {said}" if said else "")
+    )
+
+
+def _ratio_terms(start: pd.Series, end: pd.Series, joined: str = "and") -> str:
+    """The two counts of a ratio as its reason names them, the later first:
+    "16,000 active (ministry NGO register, 2021) and more than 400 (...)"."""
+    s_name = SERIES_NAMES.get(start["series"], start["series"])
+    e_name = SERIES_NAMES.get(end["series"], end["series"])
+    return (
+        f"{int(end['count']):,} {end['status']} ({e_name}, {end['year']}) {joined} "
+        f"{'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
+        f"({s_name}, {start['year']})"
     )
 
 
@@ -277,13 +286,8 @@ def fold_candidates(claim: pd.Series, start: pd.Series, end: pd.Series) -> list[
     kind = (
         "same" if start["series"] == end["series"] and start["bound"] == "point" else "definition"
     )
-    s_name = SERIES_NAMES.get(start["series"], start["series"])
-    e_name = SERIES_NAMES.get(end["series"], end["series"])
-    what = (
-        f"{int(end['count']):,} {end['status']} ({e_name}, {end['year']}) "
-        f"divided by {'more than ' if start['bound'] == 'lower' else ''}{int(start['count']):,} "
-        f"({s_name}, {start['year']})"
-        + (", so at most this" if low_start else ", so at least this" if low_end else "")
+    what = _ratio_terms(start, end, "divided by") + (
+        ", so at most this" if low_start else ", so at least this" if low_end else ""
     )
     bound = "upper" if low_start else "lower" if low_end else None
     ids = _ids(start["source_id"]) + _ids(end["source_id"]) if "source_id" in start else ()
@@ -317,6 +321,11 @@ def funding_candidates(claim: pd.Series, funding: pd.DataFrame) -> list[Candidat
     ]
 
 
+def _lower_chamber(annual: pd.DataFrame, series: str) -> pd.DataFrame:
+    """Kazakhstan's yearly lower-chamber shares in one series, indexed by year."""
+    return annual[(annual["iso3"] == "KAZ") & (annual["source_id"] == series)].set_index("year")
+
+
 def parliament_candidates(
     claim: pd.Series, annual: pd.DataFrame, picked: pd.DataFrame, series: str
 ) -> list[Candidate]:
@@ -324,7 +333,7 @@ def parliament_candidates(
     the lower chamber in the year (another definition: the usual indicator counts
     only the lower chamber), and the lower chamber in the neighbouring years."""
     (y, _) = _years(claim["refers_to"])
-    wdi = annual[(annual["iso3"] == "KAZ") & (annual["source_id"] == series)].set_index("year")
+    wdi = _lower_chamber(annual, series)
     name = ANNUAL_NAMES.get(series, series)
     out = []
     if y in wdi.index:
@@ -367,8 +376,8 @@ def election_count_note(
     the chamber up to a year late): a note for the reason, saying whether the
     claim's agreement would change; empty when the two counts are the same."""
     (y, _) = _years(claim["refers_to"])
-    wdi = annual[(annual["iso3"] == "KAZ") & (annual["source_id"] == series)].set_index("year")
-    alt = P.both_chambers_in_year(picked, wdi["women_pct"], y, from_annual=False)
+    wdi = _lower_chamber(annual, series)["women_pct"]
+    alt = P.both_chambers_in_year(picked, wdi, y, from_annual=False)
     main = next((c for c in cands if c.kind == "same"), None)
     if alt is None or main is None or abs(alt[0] - main.value) < 1e-9:
         return ""
@@ -469,11 +478,15 @@ def _ordinal(n: int) -> str:
     return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
-def participation_reason(survey_results: pd.DataFrame) -> str:
-    """Why a count of participants cannot be checked, with the nearest measure
-    (a share of respondents, which is not scaled to a count of people)."""
+def latest_volunteering(survey_results: pd.DataFrame) -> pd.Series:
+    """The latest CAF World Giving Index row of volunteering in the past month."""
     caf = survey_results[survey_results["question_id"] == "CAF_volunteered_time"]
-    last = caf.sort_values("year").iloc[-1]
+    return caf.sort_values("year").iloc[-1]
+
+
+def participation_reason(last: pd.Series) -> str:
+    """Why a count of participants cannot be checked, with the nearest measure, the
+    `latest_volunteering` row (a share of respondents, not scaled to a count of people)."""
     return (
         "no count of people joining such projects in the data; the nearest measure, volunteering "
         f"in the past month, was reported by {last['percent']:g}% of respondents in "
@@ -536,17 +549,17 @@ def check_all(
                 if claims.loc[j, "article_source_id"] == c["article_source_id"]
             ]
             mine = sorted(mine, key=lambda r: r["year"])
-            cands = fold_candidates(c, mine[0], mine[-1]) if len(mine) >= 2 else []
             reason_if_none = "the article's own counts could not both be found in the data"
             if len(mine) >= 2 and mine[0]["series"] != mine[-1]["series"]:
                 # a ratio of counts of two definitions is the growth of neither
-                cands = []
                 reason_if_none = fold_across_series_reason(mine[0], mine[-1], growth)
                 read = {i for r in mine for i in _ids(r["source_id"])}
                 if growth is not None:
                     read |= {i for v in growth["source_id"] for i in _ids(v)}
-            elif growth is not None:
-                cands += official_fold_candidates(growth)
+            else:
+                cands = fold_candidates(c, mine[0], mine[-1]) if len(mine) >= 2 else []
+                if growth is not None:
+                    cands += official_fold_candidates(growth)
         elif how == "funding":
             cands = funding_candidates(c, funding)
             reason_if_none = (
@@ -566,28 +579,21 @@ def check_all(
         elif how == "survey_internal":
             reason_if_none = survey_note
         elif how == "participation" and survey_results is not None:
-            reason_if_none = participation_reason(survey_results)
-            caf = survey_results[survey_results["question_id"] == "CAF_volunteered_time"]
-            read = {i for v in caf.sort_values("year")["source_id"].tail(1) for i in _ids(v)}
+            last = latest_volunteering(survey_results)
+            reason_if_none = participation_reason(last)
+            read = set(_ids(last["source_id"]))
         else:
             reason_if_none = str(c["how_to_check"])
         v = verdict(claimed, cands, tol, reason_if_none)
         if how == "parliament_share" and alternative:
-            v = Verdict(v.verdict, v.found, v.difference, v.reason + alternative, v.candidates)
+            v = replace(v, reason=v.reason + alternative)
         # the other definitions' values (a bound among them, which matches nothing)
         unmatched = [
             x for x in cands if x.kind == "definition" and (x.bound or not x.within(claimed, tol))
         ]
         if unmatched and v.verdict in (CONSISTENT, DIFFERENT):
-            v = Verdict(
-                v.verdict,
-                v.found,
-                v.difference,
-                v.reason
-                + "; also in the data, not matching: "
-                + "; ".join(_shown(x) for x in unmatched),
-                v.candidates,
-            )
+            also = "; ".join(_shown(x) for x in unmatched)
+            v = replace(v, reason=f"{v.reason}; also in the data, not matching: {also}")
         hit = next((x for x in cands if x.ref is not None and abs(x.value - claimed) <= tol), None)
         if hit is not None and hit.ref is not None:
             matched[i] = hit.ref
@@ -682,8 +688,8 @@ def results_of(checked_row: Any, known: set[str] | None = None) -> dict[str, Res
             source_ids=(r.article_source_id,),
             description=f"value claimed in {r.article_source_id}",
         )
+    dp = decimals_of(r.tolerance)  # the claim's own precision
     if pd.notna(r.found):
-        dp = decimals_of(r.tolerance)  # the claim's own precision
         bound = r.found_bound if isinstance(r.found_bound, str) else None
         what = f"{bound} bound" if bound else "value"
         out[f"claim_{r.claim_id}_found"] = Result(
@@ -695,7 +701,6 @@ def results_of(checked_row: Any, known: set[str] | None = None) -> dict[str, Res
             **prov,
         )
     if pd.notna(r.found) and pd.notna(r.difference):
-        dp = decimals_of(r.tolerance)
         out[f"claim_{r.claim_id}_difference"] = Result(
             round(float(r.difference), dp),
             r.unit,

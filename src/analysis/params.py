@@ -158,9 +158,11 @@ def _validation_message(
         return f"{where}key '{_key_path(loc)}'", msg
 
     key, msg = one(errs[0])
-    others = [f"{k}: {m}" for k, m in map(one, errs[1:4])]
-    also = f" (also {'; '.join(others)}" if others else ""
-    also += (f"; and {len(errs) - 4} more)" if len(errs) > 4 else ")") if others else ""
+    also = ""
+    if len(errs) > 1:
+        others = "; ".join(f"{k}: {m}" for k, m in map(one, errs[1:4]))
+        more = f"; and {len(errs) - 4} more" if len(errs) > 4 else ""
+        also = f" (also {others}{more})"
     return ParamsError(f"{name}: {key}: {msg}{also}")
 
 

@@ -32,6 +32,13 @@ from pipeline import fingerprint, lock, publish
 from pipeline.cli import entry
 
 
+def params_name(path: Path | str) -> str:
+    """A parameters file as the paper names it: relative to the project root where it
+    lies inside it (an absolute path elsewhere stays absolute), normalised."""
+    shown = paths.rel(path) if Path(path).is_absolute() else str(path)
+    return os.path.normpath(shown)
+
+
 def write_stamps(
     params_file: Path | str | None, folder: Path, name: str | None = None
 ) -> list[str]:
@@ -43,10 +50,8 @@ def write_stamps(
     shows it: relative to the project root where it lies inside it.
     """
     p = params.load(params_file)
-    shown = name or str(params_file or "params.yaml")
-    if Path(shown).is_absolute():
-        shown = paths.rel(shown)
-    write_if_changed(Path(folder) / "file.txt", os.path.normpath(shown) + "\n")
+    shown = params_name(name or params_file or "params.yaml")
+    write_if_changed(Path(folder) / "file.txt", shown + "\n")
     changed = []
     for name in params.SECTIONS:
         text = json.dumps(params.section(p, name), sort_keys=True, indent=1) + "\n"

@@ -152,7 +152,7 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     import secrets
     import time
 
-    from pipeline import client, kernels
+    from pipeline import client, kernels, snapshot
     from pipeline.paper import git_info
     from pipeline.scratch import copy_project
 
@@ -183,7 +183,7 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
             state = took if all(map(client.listening, where)) else "not ready: normal starts"
             print(f"[verify] re-execution by a warm server of its own: {state}", flush=True)
         # the paper names the parameters file as the delivered one does (not the copy's)
-        params_name = os.path.normpath(paths.rel(Path(params_file).absolute()))
+        params_name = snapshot.params_name(Path(params_file).absolute())
         r = _make_report(scratch, env, jobs, params_name)
     finally:
         stopped = any([kernels.stop(addr) for addr in where])
