@@ -34,15 +34,43 @@ def test_growth_range_of_a_known_exponential():
         count=[round(1000 * 1.05 ** (y - 2010)) for y in years],
         bound=["point"] * 4,
         source_id=list("abcd"),
+        as_of=[f"{y}-06-30" for y in years],  # each dated to its month: spans are exact
     )
     r = ngo.growth_range(per_year, min_span=6)
     pairs = set(zip(r.start_year, r.end_year, strict=True))
-    assert pairs == {(2010, 2016), (2010, 2020), (2013, 2020)}
-    assert r["rate"].to_numpy() == pytest.approx([0.05] * 3, abs=1e-3)
+    assert pairs == {(2010, 2016), (2010, 2020), (2013, 2020)} and r["counted"].all()
+    assert (r["shortest_years"] == r["years"]).all() and (r["longest_years"] == r["years"]).all()
+    assert r["rate_min"].to_numpy() == pytest.approx([0.05] * 3, abs=1e-3)
+    assert (r["rate_min"] == r["rate_max"]).all()
     assert set(r["reads_as"]) == {"estimate"}
-    assert r["dated_years"].isna().all() and r["dated_rate"].isna().all()  # (years only)
     with pytest.raises(ValueError):
         ngo.growth_range(per_year, min_span=20)
+
+
+def test_a_pair_dated_only_by_its_years_counts_by_its_shortest_span():
+    """A figure dated only by its year may describe any month of it: six calendar
+    years may be five years and a month, so such a pair is returned but not counted,
+    and a counted pair's rates bracket the growth over its calendar years."""
+    years = [2010, 2016, 2017]
+    per_year = _counts(
+        year=years,
+        count=[round(1000 * 1.05 ** (y - 2010)) for y in years],
+        bound=["point"] * 3,
+        source_id=list("abc"),
+    )
+    r = ngo.growth_range(per_year, min_span=6).set_index(["start_year", "end_year"])
+    assert r["counted"].to_dict() == {(2010, 2016): False, (2010, 2017): True}
+    assert r.loc[(2010, 2016), "shortest_years"] == pytest.approx(61 / 12)
+    assert r.loc[(2010, 2017), "longest_years"] == pytest.approx(95 / 12)
+    low, high = r.loc[(2010, 2017), ["rate_min", "rate_max"]]
+    assert low < 0.05 < high
+    assert ngo.pairs_text(r.reset_index()[~r["counted"].to_numpy()]) == (
+        "2010 to 2016 (at least 5.1 years apart)"
+    )
+    # a fall: the shortest span gives the steeper (lowest) rate
+    fall = ngo.growth_range(per_year.assign(count=[1000, 900, 800]), 6)
+    row = fall[fall["counted"]].iloc[0]
+    assert row["rate_min"] == pytest.approx(0.8 ** (1 / row["shortest_years"]) - 1)
 
 
 def test_a_lower_bound_makes_a_growth_rate_a_limit():
@@ -64,11 +92,12 @@ def test_a_lower_bound_makes_a_growth_rate_a_limit():
     assert ngo.reading("approximate", "point") == "estimate"
 
 
-def test_a_span_is_dated_to_the_month_only_where_both_ends_give_one():
-    assert ngo.dated_span("2017-11-21", "2023-04") == pytest.approx(65 / 12)
-    assert ngo.dated_span("2021-02-17", "2025-10-15 (XII Civil Forum)") == pytest.approx(56 / 12)
-    for undated in ("c. 2024 (article undated)", "2016", "2020-04 (active); 2020-09-17 (reg.)"):
-        assert math.isnan(ngo.dated_span("2017-11-21", undated)), undated
+def test_a_figure_is_dated_to_its_month_only_where_it_gives_one_date():
+    assert ngo.date_window("2017-11-21", 2017) == (2017 * 12 + 10,) * 2
+    assert ngo.date_window("2025-10-15 (XII Civil Forum)", 2025) == (2025 * 12 + 9,) * 2
+    for undated in ("c. 2024 (article undated)", "2024", "2024-04 (active); 2024-09-17 (reg.)"):
+        assert ngo.date_window(undated, 2024) == (2024 * 12, 2024 * 12 + 11), undated
+    assert ngo.date_window(None, 2024) == (2024 * 12, 2024 * 12 + 11)
 
 
 def test_one_per_year_prefers_official_then_exact_and_drops_implausible():

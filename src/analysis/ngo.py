@@ -11,7 +11,6 @@ so their rows can be passed to `Registry.record`.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -94,26 +93,32 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
 
     `per_year` is one count per year of one series and status, as returned by
     `one_per_year` (the raw `ngo_counts` table mixes series, statuses and
-    sources: a year given twice is refused). Every pair of years
-    at least `min_span` years apart gives a rate (end / start) ** (1 / years) - 1,
-    as a fraction per year, and `reads_as`, what that rate can say given the
-    bounds of its ends (`reading`). Pairs are chosen and rated by calendar years;
-    `dated_years` is the span to the month where both ends are dated to one
-    (`dated_span`), else NaN, and `dated_rate` the rate over it. No interval: the
-    counts are a census of a register, stated in rounded figures, not a sample.
-    The spread of the rates over the defensible endpoint choices is the honest
-    measure of uncertainty.
+    sources: a year given twice is refused). A figure is dated to its month where
+    its `as_of` gives one date to the month or day, else only to its year
+    (`date_window`), so the span of a pair lies between `shortest_years` and
+    `longest_years`. Every pair at least `min_span` calendar years apart is
+    returned; it is `counted` if even its shortest span is at least `min_span`
+    years. `rate_min` and `rate_max` are the rates (end / start) ** (1 / years) - 1,
+    as fractions per year, over the longest and the shortest span (the other way
+    round for a fall), and `reads_as` says what they can say given the bounds of the
+    pair's ends (`reading`). No interval: the counts are a census of a register,
+    stated in rounded figures, not a sample. The spread of the rates over the
+    endpoints and their dates is the honest measure of uncertainty.
+    ValueError if no pair is counted.
     """
     _one_per_year_check(per_year, "growth_range")
     rows = []
     data = per_year.sort_values("year").reset_index(drop=True)
     for i in range(len(data)):
         a = data.iloc[i]
+        a_first, a_last = date_window(a.get("as_of"), int(a["year"]))
         for _, b in data.iloc[i + 1 :].iterrows():
             span = int(b["year"]) - int(a["year"])
             if span < min_span:
                 continue
-            dated = dated_span(a.get("as_of"), b.get("as_of"))
+            b_first, b_last = date_window(b.get("as_of"), int(b["year"]))
+            shortest, longest = (b_first - a_last) / 12, (b_last - a_first) / 12
+            rates = [_annual(a["count"], b["count"], years) for years in (shortest, longest)]
             rows.append(
                 {
                     "start_year": int(a["year"]),
@@ -125,36 +130,50 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
                     "end_bound": b["bound"],
                     "end_source": b["source_id"],
                     "years": span,
-                    "rate": _annual(a["count"], b["count"], span),
+                    "shortest_years": shortest,
+                    "longest_years": longest,
+                    "counted": shortest >= min_span,
+                    "rate_min": min(rates),
+                    "rate_max": max(rates),
                     "reads_as": reading(a["bound"], b["bound"]),
-                    "dated_years": dated,
-                    "dated_rate": _annual(a["count"], b["count"], dated),
                 }
             )
-    if not rows:
-        raise ValueError(f"no pair of years at least {min_span} years apart")
+    if not any(r["counted"] for r in rows):
+        raise ValueError(f"no pair of figures at least {min_span} years apart")
     return pd.DataFrame(rows)
 
 
+def pairs_text(pairs: pd.DataFrame) -> str:
+    """Pairs of `growth_range` in words, with their shortest spans.
+
+    >>> pairs_text(pd.DataFrame({"start_year": [2017], "end_year": [2023],
+    ...                          "shortest_years": [65 / 12], "longest_years": [65 / 12]}))
+    '2017 to 2023 (5.4 years apart)'
+    """
+    return "; ".join(
+        f"{r.start_year} to {r.end_year} ("
+        + ("" if r.shortest_years == r.longest_years else "at least ")
+        + f"{r.shortest_years:.1f} years apart)"
+        for r in pairs.itertuples()
+    )
+
+
 def _annual(start: float, end: float, years: float) -> float:
-    """Compound annual growth from `start` to `end` over `years` (NaN years: NaN)."""
-    if math.isnan(years):  # (1.0 ** nan is 1.0: an unchanged count would read 0)
-        return math.nan
+    """Compound annual growth from `start` to `end` over `years`."""
     return (float(end) / float(start)) ** (1 / years) - 1
 
 
-def dated_span(start_as_of: object, end_as_of: object) -> float:
-    """Years between two `as_of` dates, to the month, where each gives one date to the
-    month or day ("2017-11-21", "2023-04 (...)"); NaN where either is undated, only
-    a year, or names more than one date.
+def date_window(as_of: object, year: int) -> tuple[int, int]:
+    """The first and last month (counted as year * 12 + month - 1) that a figure
+    of `year` can describe: its month where `as_of` gives one date to the month or
+    day ("2017-11-21", "2023-04 (...)"), else any month of `year` (undated, only a
+    year, approximate, or more than one date).
 
-    >>> round(dated_span("2017-11-21", "2023-04"), 2)
-    5.42
+    >>> date_window("2017-11-21", 2017), date_window("c. 2024 (article undated)", 2024)
+    ((24214, 24214), (24288, 24299))
     """
-    start, end = _month(start_as_of), _month(end_as_of)
-    if start is None or end is None:
-        return float("nan")
-    return (end - start) / 12
+    month = _month(as_of)
+    return (month, month) if month is not None else (year * 12, year * 12 + 11)
 
 
 def _month(as_of: object) -> int | None:
