@@ -372,8 +372,11 @@ def test_both_chambers_uses_the_post_election_composition():
     read = P.both_chambers_in_year(picked, annual, 2006)
     assert read is not None and read[0] == pytest.approx(100 * 27 / 150)
     assert "annual share x seats" in read[1]
-    own = P.both_chambers_in_year(picked, annual, 2006, from_annual=False)
-    assert own == at and "election count" in own[1]
+    # ... and cites the annual series only when its share was read
+    cited = P.both_chambers_in_year(picked, annual, 2006, annual_source="wdi")
+    assert cited is not None and "wdi" in cited[2] and "wdi" not in read[2]
+    own = P.both_chambers_in_year(picked, annual, 2006, from_annual=False, annual_source="wdi")
+    assert own == at and "election count" in own[1] and "wdi" not in own[2]
     # the rows a result about the 2005 election rests on: its row and the Senate joined to it
     rows = P.rows_of(picked, 2005, senate=True)
     assert list(rows["chamber"]) == ["Mazhilis", "Senate"]

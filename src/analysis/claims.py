@@ -345,10 +345,9 @@ def parliament_candidates(
                 sources=(series,),
             )
         )
-    both = P.both_chambers_in_year(picked, wdi["women_pct"], y)
+    both = P.both_chambers_in_year(picked, wdi["women_pct"], y, annual_source=series)
     if both is not None:
         (pct, desc, ids) = both
-        ids += (series,) if "annual share" in desc else ()
         out.insert(0, Candidate(pct, "same", f"both chambers {y} ({desc})", sources=ids))
     for yy in (y - 1, y + 1):
         if yy in wdi.index:

@@ -251,14 +251,19 @@ def gaps(series: pd.Series, target: float, parity: float) -> pd.DataFrame:
 
 
 def both_chambers_in_year(
-    picked: pd.DataFrame, lower_pct: pd.Series, year: int, from_annual: bool = True
+    picked: pd.DataFrame,
+    lower_pct: pd.Series,
+    year: int,
+    from_annual: bool = True,
+    annual_source: str | None = None,
 ) -> tuple[float, str, tuple[str, ...]] | None:
     """Women's share of both chambers at the end of `year` with how it was counted and
     the source ids of the rows and series it rests on, or None if unknown.
 
     Mazhilis: the seats of the latest election on or before the year's end; the
     women are read from the annual lower-chamber share when it maps to a whole
-    number of seats (this catches by-election changes), else (and always with
+    number of seats (this catches by-election changes; the source ids then include
+    `annual_source`, the share's series), else (and always with
     `from_annual=False`) the election count. Senate: the whole-chamber
     composition in force at the year's end.
     """
@@ -278,5 +283,7 @@ def both_chambers_in_year(
         f"Mazhilis {women}/{seats} ({how}) + Senate {int(s['women_seats'])}/"
         f"{int(s['total_seats'])} in force at the end of {year}"
     )
-    ids = tuple(sorted({str(m["source_id"]), str(s["source_id"])}))  # (and the annual series)
-    return pct, desc, ids
+    ids = {str(m["source_id"]), str(s["source_id"])}
+    if how == "annual share x seats" and annual_source is not None:
+        ids.add(annual_source)
+    return pct, desc, tuple(sorted(ids))
