@@ -46,6 +46,12 @@ def reference_counts(counts: pd.DataFrame, year: int) -> pd.DataFrame:
     return reg[reg["year"] == year].set_index("status")
 
 
+def qualifier(row: pd.Series) -> str | None:
+    """The words the paper prints before a count (`Registry.record`'s `qualifier`),
+    from its bound: "more than" a lower bound, "about" an approximate figure."""
+    return {"lower": "more than", "approximate": "about"}.get(str(row["bound"]))
+
+
 def one_per_year(counts: pd.DataFrame, series: str, status: str) -> pd.DataFrame:
     """One count per year of one series and status, from the `ngo_counts` table.
 
