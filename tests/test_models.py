@@ -65,7 +65,7 @@ def test_a_pair_dated_only_by_its_years_counts_by_its_shortest_span():
     low, high = r.loc[(2010, 2017), ["rate_min", "rate_max"]]
     assert low < 0.05 < high
     assert ngo.pairs_text(r.reset_index()[~r["counted"].to_numpy()]) == (
-        "2010 to 2016 (at least 5.1 years apart)"
+        "2010 to 2016, at least 5.1 years apart, 4.3% to 5.9% a year"
     )
     # a fall: the shortest span gives the steeper (lowest) rate
     fall = ngo.growth_range(per_year.assign(count=[1000, 900, 800]), 6)
@@ -95,9 +95,14 @@ def test_a_lower_bound_makes_a_growth_rate_a_limit():
 def test_a_figure_is_dated_to_its_month_only_where_it_gives_one_date():
     assert ngo.date_window("2017-11-21", 2017) == (2017 * 12 + 10,) * 2
     assert ngo.date_window("2025-10-15 (XII Civil Forum)", 2025) == (2025 * 12 + 9,) * 2
-    for undated in ("c. 2024 (article undated)", "2024", "2024-04 (active); 2024-09-17 (reg.)"):
+    for undated in ("2024", "2024 (Sep-Dec, approx.)", "2024-04 (active); 2024-09-17 (reg.)"):
         assert ngo.date_window(undated, 2024) == (2024 * 12, 2024 * 12 + 11), undated
     assert ngo.date_window(None, 2024) == (2024 * 12, 2024 * 12 + 11)
+    # a year that is itself a guess: that year or either neighbour, and "about" in words
+    circa = "c. 2024 (article undated; refers to 2024 MCI project)"
+    assert ngo.date_window(circa, 2024) == (2023 * 12, 2025 * 12 + 11)
+    assert ngo.when(pd.Series({"year": 2024, "as_of": circa})) == "about 2024"
+    assert ngo.when(pd.Series({"year": 2023, "as_of": "2023-04"})) == "2023"
 
 
 def test_one_per_year_prefers_official_then_exact_and_drops_implausible():

@@ -20,6 +20,7 @@ import pandas as pd
 from analysis import processed
 from analysis.results import Result
 
+_CIRCA = re.compile(r"c(irca|a)?\.? ")  # an `as_of` whose year is itself a guess: "c. 2024 (...)"
 BOUND_ORDER = {"point": 0, "approximate": 1, "lower": 2}
 PROVENANCE_ORDER = {
     "official table": 0,
@@ -50,6 +51,13 @@ def qualifier(row: pd.Series) -> str | None:
     """The words the paper prints before a count (`Registry.record`'s `qualifier`),
     from its bound: "more than" a lower bound, "about" an approximate figure."""
     return {"lower": "more than", "approximate": "about"}.get(str(row["bound"]))
+
+
+def when(row: pd.Series) -> str:
+    """A figure's year in words: "about 2024" where its `as_of` marks the year itself as
+    a guess ("c. 2024 ..."), else the year."""
+    circa = isinstance(row.get("as_of"), str) and bool(_CIRCA.match(str(row["as_of"]).strip()))
+    return f"about {int(row['year'])}" if circa else str(int(row["year"]))
 
 
 def one_per_year(counts: pd.DataFrame, series: str, status: str) -> pd.DataFrame:
@@ -102,7 +110,8 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
     sources: a year given twice is refused). A figure is dated to its month where
     its `as_of` gives one date to the month or day, else only to its year
     (`date_window`), so the span of a pair lies between `shortest_years` and
-    `longest_years`. Every pair at least `min_span` calendar years apart is
+    `longest_years` (`start_when` and `end_when` give the years in words, `when`).
+    Every pair at least `min_span` calendar years apart is
     returned; it is `counted` if even its shortest span is at least `min_span`
     years. `rate_min` and `rate_max` are the rates (end / start) ** (1 / years) - 1,
     as fractions per year, over the longest and the shortest span (the other way
@@ -136,6 +145,8 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
                     "end_bound": b["bound"],
                     "end_source": b["source_id"],
                     "years": span,
+                    "start_when": when(a),
+                    "end_when": when(b),
                     "shortest_years": shortest,
                     "longest_years": longest,
                     "counted": shortest >= min_span,
@@ -150,17 +161,33 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
 
 
 def pairs_text(pairs: pd.DataFrame) -> str:
-    """Pairs of `growth_range` in words, with their shortest spans.
+    """Pairs of `growth_range` in words: their years, shortest span and what their
+    rates say (an estimate, a limit, or nothing, as in `reading`).
 
     >>> pairs_text(pd.DataFrame({"start_year": [2017], "end_year": [2023],
-    ...                          "shortest_years": [65 / 12], "longest_years": [65 / 12]}))
-    '2017 to 2023 (5.4 years apart)'
+    ...     "shortest_years": [65 / 12], "longest_years": [65 / 12], "reads_as": ["estimate"],
+    ...     "rate_min": [0.0317], "rate_max": [0.0317]}))
+    '2017 to 2023, 5.4 years apart, 3.2% a year'
     """
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    def says(r: pd.Series) -> str:
+        if r["reads_as"] == "upper limit":
+            return f"at most {pct(r['rate_max'])} a year"
+        if r["reads_as"] == "lower limit":
+            return f"at least {pct(r['rate_min'])} a year"
+        if r["reads_as"] == "no information":
+            return "no rate (lower bounds at both ends)"
+        low, high = pct(r["rate_min"]), pct(r["rate_max"])
+        return f"{low} a year" if low == high else f"{low} to {high} a year"
+
     return "; ".join(
-        f"{r.start_year} to {r.end_year} ("
-        + ("" if r.shortest_years == r.longest_years else "at least ")
-        + f"{r.shortest_years:.1f} years apart)"
-        for r in pairs.itertuples()
+        f"{r.get('start_when', r['start_year'])} to {r.get('end_when', r['end_year'])}, "
+        + ("" if r["shortest_years"] == r["longest_years"] else "at least ")
+        + f"{r['shortest_years']:.1f} years apart, {says(r)}"
+        for _, r in pairs.iterrows()
     )
 
 
@@ -172,14 +199,21 @@ def _annual(start: float, end: float, years: float) -> float:
 def date_window(as_of: object, year: int) -> tuple[int, int]:
     """The first and last month (counted as year * 12 + month - 1) that a figure
     of `year` can describe: its month where `as_of` gives one date to the month or
-    day ("2017-11-21", "2023-04 (...)"), else any month of `year` (undated, only a
-    year, approximate, or more than one date).
+    day ("2017-11-21", "2023-04 (...)"); any month from the year before to the year
+    after where its year is itself a guess ("c. 2024 (article undated)"); else any
+    month of `year` (only a year, part of a year, or more than one date).
 
-    >>> date_window("2017-11-21", 2017), date_window("c. 2024 (article undated)", 2024)
-    ((24214, 24214), (24288, 24299))
+    >>> date_window("2017-11-21", 2017), date_window("2016 (Sep-Dec)", 2016)
+    ((24214, 24214), (24192, 24203))
+    >>> date_window("c. 2024 (article undated)", 2024)
+    (24276, 24311)
     """
     month = _month(as_of)
-    return (month, month) if month is not None else (year * 12, year * 12 + 11)
+    if month is not None:
+        return month, month
+    if isinstance(as_of, str) and _CIRCA.match(as_of.strip()):
+        return (year - 1) * 12, (year + 1) * 12 + 11
+    return year * 12, year * 12 + 11
 
 
 def _month(as_of: object) -> int | None:
