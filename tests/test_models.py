@@ -382,6 +382,13 @@ def test_both_chambers_uses_the_post_election_composition():
     assert cited is not None and "wdi" in cited[2] and "wdi" not in read[2]
     own = P.both_chambers_in_year(picked, annual, 2006, from_annual=False, annual_source="wdi")
     assert own == at and "election count" in own[1] and "wdi" not in own[2]
+    # an annual share that is the election's women over fewer seats (20 of 96: four
+    # vacant) gives the seats filled, when asked for
+    vacant = pd.Series({2006: 100 * 20 / 96})
+    filled = P.both_chambers_in_year(picked, vacant, 2006, from_annual=False, seats_filled=True)
+    assert filled is not None and filled[0] == pytest.approx(100 * 25 / 146)
+    assert "20/96 (seats filled" in filled[1]
+    assert P.both_chambers_in_year(picked, vacant, 2006, from_annual=False) == at
     # the rows a result about the 2005 election rests on: its row and the Senate joined to it
     rows = P.rows_of(picked, 2005, senate=True)
     assert list(rows["chamber"]) == ["Mazhilis", "Senate"]
@@ -530,6 +537,37 @@ def test_tolerance_comes_from_the_claims_table():
     assert C.cited_ids(next(out.itertuples()), known={"art", "f"}) == ["art", "f"]
 
 
+def test_an_agreement_another_admissible_count_undoes_is_fragile():
+    """A share 'in parliament' agrees with both chambers as counted, but not with the
+    seats filled (four vacant) nor the lower chamber alone: consistent, and fragile,
+    with the reason giving the other count."""
+    picked = P.pick_elections(elections_fixture(), ["a", "a2", "b"], women_2023=18)
+    annual = pd.DataFrame(
+        {"iso3": ["KAZ"], "year": [2006], "women_pct": [100 * 20 / 96], "source_id": ["wdi"]}
+    )
+    claims = pd.DataFrame(
+        {
+            "claim_id": ["X1", "X2"],
+            "article_source_id": ["art", "art"],
+            "quantity": ["women's share of parliament"] * 2,
+            "claimed_value": [16.7, 17.1],  # 25/150 as elected; 25/146 with seats filled
+            "unit": ["percent"] * 2,
+            "tolerance": [0.05] * 2,
+            "refers_to": ["2006", "2006"],
+            "check": ["parliament_share"] * 2,
+            "how_to_check": [""] * 2,
+        }
+    )
+    empty = pd.DataFrame()
+    out = C.check_all(claims, counts=empty, funding=empty, annual=annual, picked=picked,
+                      events=empty, annual_series="wdi", survey_note="")  # fmt: skip
+    elected, filled = out.iloc[0], out.iloc[1]
+    assert elected["verdict"] == C.CONSISTENT and elected["fragile"]
+    assert "with the seats filled instead of those elected" in elected["reason"]
+    assert "and the claim would not agree" in elected["reason"]
+    assert filled["verdict"] != C.CONSISTENT and not filled["fragile"]
+
+
 def test_a_fold_across_two_series_is_not_compared():
     """A ratio of an early count of one series to a later count of another is the
     growth of neither: cannot check, whatever it equals."""
@@ -572,7 +610,7 @@ def test_verdict_logic():
     v = C.verdict(11.2, [same, both])
     assert v.verdict == C.DIFFERENT and v.found == 11.21 and "both chambers" in v.reason
     v = C.verdict(15.9, [same, later])
-    assert v.verdict == C.INCONSISTENT and "mis-dated" in v.reason
+    assert v.verdict == C.INCONSISTENT and "a value of another year" in v.reason
     assert v.difference == pytest.approx(15.9 - 10.4)
     assert C.verdict(12.7, [same, both]).verdict == C.INCONSISTENT
     assert C.verdict(1.0, []).verdict == C.CANNOT

@@ -132,7 +132,8 @@ def verdict(
     precision), consistent with a different definition, not contradicted (no
     exact value agrees, but a bound of the same or another definition does: it
     cannot confirm the claim), inconsistent (a value matching another year is
-    called mis-dated), or cannot check (no candidate; the reason is `no_data_reason`)."""
+    named, as a value of another year, not as proof the claim is mis-dated), or cannot
+    check (no candidate; the reason is `no_data_reason`)."""
     tol = tolerance(claimed) if tol is None else tol
     if not candidates:
         return Verdict(CANNOT, None, None, no_data_reason)
@@ -183,7 +184,7 @@ def verdict(
     reason = f"{ref.what} is {_fmt(ref.value)}"
     if match["year"]:
         c = match["year"][0]
-        reason += f"; the claimed value matches {c.what} instead (mis-dated)"
+        reason += f"; the claimed value matches {c.what} instead, a value of another year"
     else:
         others = [c for c in candidates if c is not ref]
         if others:
@@ -362,33 +363,45 @@ def parliament_candidates(
     return out
 
 
-def election_count_note(
+def count_notes(
     claim: pd.Series,
     cands: list[Candidate],
     annual: pd.DataFrame,
     picked: pd.DataFrame,
     series: str,
     tol: float,
-) -> str:
-    """The both-chambers share with the lower chamber's women counted at its
-    latest election instead of read from the annual share (which may describe
-    the chamber up to a year late): a note for the reason, saying whether the
-    claim's agreement would change; empty when the two counts are the same."""
+) -> tuple[str, bool]:
+    """The both-chambers share counted the other admissible ways: the lower
+    chamber's women as elected instead of read from the annual share (which may
+    describe the chamber up to a year late), and its seats as filled where the
+    annual share implies seats left vacant. A note for the reason, saying for each
+    whether the claim's agreement would change, and whether any would; empty and
+    False when every way gives the same share."""
     (y, _) = _years(claim["refers_to"])
     wdi = _lower_chamber(annual, series)["women_pct"]
-    alt = P.both_chambers_in_year(picked, wdi, y, from_annual=False)
     main = next((c for c in cands if c.kind == "same"), None)
-    if alt is None or main is None or abs(alt[0] - main.value) < 1e-9:
-        return ""
+    if main is None:
+        return "", False
     claimed = float(claim["claimed_value"])
-    agrees = Candidate(alt[0], "same", "").within(claimed, tol)
-    change = "would agree" if agrees else "would not agree"
-    if agrees == main.within(claimed, tol):
-        change = "agrees too" if agrees else "does not agree either"
-    return (
-        f"; with the women of the latest election instead ({alt[1]}) it is {_fmt(alt[0])}, "
-        f"and the claim {change}"
+    notes, changes = [], False
+    ways = (
+        ("with the women of the latest election instead", False),
+        ("with the seats filled instead of those elected", True),
     )
+    seen = {round(main.value, 9)}
+    for words, filled in ways:
+        alt = P.both_chambers_in_year(picked, wdi, y, from_annual=False, seats_filled=filled)
+        if alt is None or round(alt[0], 9) in seen:
+            continue
+        seen.add(round(alt[0], 9))
+        agrees = Candidate(alt[0], "same", "").within(claimed, tol)
+        change = "would agree" if agrees else "would not agree"
+        if agrees == main.within(claimed, tol):
+            change = "agrees too" if agrees else "does not agree either"
+        else:
+            changes = True
+        notes.append(f"; {words} ({alt[1]}) it is {_fmt(alt[0])}, and the claim {change}")
+    return "".join(notes), changes
 
 
 def target_year_candidates(claim: pd.Series, events: pd.DataFrame) -> list[Candidate]:
@@ -537,6 +550,7 @@ def check_all(
         claimed = float(c["claimed_value"])
         tol = float(c["tolerance"]) if "tolerance" in c else tolerance(c["claimed_value"])
         reason_if_none = "no comparable value in the data"
+        alternative, count_matters = "", False  # (parliament shares: other counts)
         cands: list[Candidate] = []
         read: set[str] = set()  # source ids of rows a reason without candidates rests on
         if how == "ngo_count":
@@ -567,7 +581,7 @@ def check_all(
             )
         elif how == "parliament_share":
             cands = parliament_candidates(c, annual, picked, annual_series)
-            alternative = election_count_note(c, cands, annual, picked, annual_series, tol)
+            alternative, count_matters = count_notes(c, cands, annual, picked, annual_series, tol)
         elif how == "target_year":
             cands = target_year_candidates(c, events)
         elif how == "target_level":
@@ -584,8 +598,13 @@ def check_all(
         else:
             reason_if_none = str(c["how_to_check"])
         v = verdict(claimed, cands, tol, reason_if_none)
-        if how == "parliament_share" and alternative:
+        # an agreement that another admissible reading would undo: the usual
+        # lower-chamber indicator, or another count of the seats or women
+        fragile = False
+        if how == "parliament_share":
             v = replace(v, reason=v.reason + alternative)
+            lower_agrees = any(x.kind == "definition" and x.within(claimed, tol) for x in cands)
+            fragile = v.verdict == CONSISTENT and (count_matters or not lower_agrees)
         # the other definitions' values (a bound among them, which matches nothing)
         unmatched = [
             x for x in cands if x.kind == "definition" and (x.bound or not x.within(claimed, tol))
@@ -607,6 +626,7 @@ def check_all(
             "found_bound": v.bound,
             "difference": v.difference,
             "verdict": v.verdict,
+            "fragile": fragile,
             "reason": v.reason,
             "article_source_id": c["article_source_id"],
             "data_source_ids": sorted({i for x in cands for i in x.sources} | read),

@@ -256,6 +256,7 @@ def both_chambers_in_year(
     year: int,
     from_annual: bool = True,
     annual_source: str | None = None,
+    seats_filled: bool = False,
 ) -> tuple[float, str, tuple[str, ...]] | None:
     """Women's share of both chambers at the end of `year` with how it was counted and
     the source ids of the rows and series it rests on, or None if unknown.
@@ -264,8 +265,10 @@ def both_chambers_in_year(
     women are read from the annual lower-chamber share when it maps to a whole
     number of seats (this catches by-election changes; the source ids then include
     `annual_source`, the share's series), else (and always with
-    `from_annual=False`) the election count. Senate: the whole-chamber
-    composition in force at the year's end.
+    `from_annual=False`) the election count. With `seats_filled`, where the annual
+    share is instead the election's women over fewer seats than were elected (a
+    whole number: seats left vacant), those seats filled are counted. Senate: the
+    whole-chamber composition in force at the year's end.
     """
     end = dt.date(year, 12, 31)
     lower = picked[(picked["chamber"] == "Mazhilis") & (picked["effective"] <= end)]
@@ -274,16 +277,20 @@ def both_chambers_in_year(
         return None
     m = lower.iloc[-1]
     seats, women, how = int(m["total_seats"]), int(m["women_seats"]), "election count"
-    if from_annual and year in lower_pct.index:
-        k = float(lower_pct.loc[year]) * seats / 100
-        if abs(k - round(k)) < 0.01:
+    if (from_annual or seats_filled) and year in lower_pct.index:
+        share = float(lower_pct.loc[year])
+        k = share * seats / 100
+        filled = 100 * women / share if share > 0 else float("nan")
+        if from_annual and abs(k - round(k)) < 0.01:
             women, how = int(round(k)), "annual share x seats"
+        elif seats_filled and abs(filled - round(filled)) < 0.01 and round(filled) < seats:
+            seats, how = int(round(filled)), "seats filled, by the annual share"
     pct = 100 * (women + int(s["women_seats"])) / (seats + int(s["total_seats"]))
     desc = (
         f"Mazhilis {women}/{seats} ({how}) + Senate {int(s['women_seats'])}/"
         f"{int(s['total_seats'])} in force at the end of {year}"
     )
     ids = {str(m["source_id"]), str(s["source_id"])}
-    if how == "annual share x seats" and annual_source is not None:
+    if how != "election count" and annual_source is not None:
         ids.add(annual_source)
     return pct, desc, tuple(sorted(ids))
