@@ -104,6 +104,7 @@ UNIT_LABELS = {
     "persons": "people",
     "percent": "%",
     "year": "year",
+    "count": "",
 }
 
 
@@ -441,10 +442,47 @@ def target_level_candidates(events: pd.DataFrame) -> list[Candidate]:
     ]
 
 
-def index_fall_reason(claim: pd.Series, index: pd.DataFrame) -> str:
-    """Why a claimed year of tightening cannot be dated by an annual index: what
-    the index did that year and the next, where those falls rank among all its
-    falls, and where its largest fall came (columns `year`, `value`)."""
+NGO_RULE = re.compile(r"\bNGOs?\b|non-governmental|assembl", re.IGNORECASE)
+FORUM = re.compile(r"\b(Civic|Civil) Forum\b")
+
+
+def ngo_rules(events: pd.DataFrame, year: int) -> pd.DataFrame:
+    """The recorded policy events of `year` about NGOs or assemblies (the rules a
+    claim of tightening could rest on), forums aside."""
+    if events.empty:
+        return events
+    about = events["event"].str.contains(NGO_RULE) & ~events["event"].str.contains(FORUM)
+    return events[about & (events["year"] == year)]
+
+
+def civic_forum_candidates(events: pd.DataFrame) -> list[Candidate]:
+    """The year of the first Civic (later Civil) Forum among the recorded policy
+    events, naming the forums recorded after it."""
+    if events.empty:
+        return []
+    forums = events[events["event"].str.contains(FORUM)].sort_values("date")
+    if forums.empty:
+        return []
+    first = forums.iloc[0]
+    later = ", ".join(str(y) for y in forums["year"].iloc[1:])
+    return [
+        Candidate(
+            float(first["year"]),
+            "same",
+            f"the first Civic Forum recorded, {first['date']} ({first['event_id']})"
+            + (f"; later forums recorded in {later}" if later else ""),
+            sources=_ids(first["source_ids"]),
+        )
+    ]
+
+
+def index_fall_reason(
+    claim: pd.Series, index: pd.DataFrame, events: pd.DataFrame | None = None
+) -> str:
+    """Why a claimed year of tightening cannot be dated by an annual index: the
+    rules on NGOs the policy events record for that year (`ngo_rules`), what the
+    index did that year and the next, where those falls rank among all its falls,
+    and where its largest fall came (columns `year`, `value`)."""
     s = index.sort_values("year").set_index("year")["value"].astype(float)
     d = s.diff().dropna()
     y = int(float(claim["claimed_value"]))
@@ -466,8 +504,17 @@ def index_fall_reason(claim: pd.Series, index: pd.DataFrame) -> str:
         return f"fell by {-d.loc[yy]:.3f} in {yy} ({place})"
 
     largest = f", and its largest, {-falls.loc[top]:.3f}, in {top}" if top not in (y, y + 1) else ""
+    rules = ngo_rules(events if events is not None else pd.DataFrame(), y)
+    if len(rules):
+        said = "; ".join(f"{r.event} ({r.event_id})" for r in rules.itertuples())
+        recorded = (
+            f"the data record for {y}: {said}, which fits the year but cannot show that the "
+            "rules as a whole became stricter"
+        )
+    else:
+        recorded = f"the policy events in the data record no rule on NGOs or assemblies for {y}"
     return (
-        "the policy events in the data record no law on NGOs or assemblies; of the "
+        f"{recorded}; of the "
         f"{len(falls)} falls of the V-Dem core civil society index from {int(d.index.min())} to "
         f"{int(d.index.max())}, it {change(y)} and {change(y + 1).removeprefix('has ')}{largest}; "
         "an annual expert index can show when civic space changed, not which law changed it"
@@ -515,6 +562,7 @@ CHECKS = (
     "target_year",
     "target_level",
     "index_fall_year",
+    "civic_forum_year",
     "survey_internal",
     "participation",
     "none",
@@ -587,8 +635,13 @@ def check_all(
         elif how == "target_level":
             cands = target_level_candidates(events)
         elif how == "index_fall_year" and index is not None:
-            reason_if_none = index_fall_reason(c, index)
+            reason_if_none = index_fall_reason(c, index, events)
             read = {i for v in index["source_id"] for i in _ids(v)}
+            rules = ngo_rules(events, int(float(c["claimed_value"])))
+            read |= {i for v in rules.get("source_ids", []) for i in _ids(v)}
+        elif how == "civic_forum_year":
+            cands = civic_forum_candidates(events)
+            reason_if_none = "the policy events in the data record no Civic Forum"
         elif how == "survey_internal":
             reason_if_none = survey_note
         elif how == "participation" and survey_results is not None:
@@ -652,6 +705,7 @@ RAW_FILES = {
     "target_year": ["policy_events.csv"],
     "target_level": ["policy_events.csv"],
     "index_fall_year": ["civic_space_scores.csv", "policy_events.csv"],
+    "civic_forum_year": ["policy_events.csv"],
     "parliament_share": ["women_parliament_annual.csv", "women_parliament_elections.csv"],
     "survey_internal": ["survey_results.csv"],
     "participation": ["survey_results.csv"],
