@@ -443,7 +443,7 @@ def target_level_candidates(events: pd.DataFrame) -> list[Candidate]:
 
 
 NGO_RULE = re.compile(r"\bNGOs?\b|non-governmental|assembl", re.IGNORECASE)
-FORUM = re.compile(r"\b(Civic|Civil) Forum\b")
+FORUM = re.compile(r"\b(?:Civic|Civil) Forum\b")
 
 
 def ngo_rules(events: pd.DataFrame, year: int) -> pd.DataFrame:
