@@ -224,6 +224,27 @@ def test_wilson_intervals_only_where_a_sampling_model_holds():
     assert out["ci_low"].notna().sum() == 1
 
 
+def test_what_a_survey_says_of_an_items_sample_size():
+    results = pd.DataFrame(
+        {
+            "survey_id": ["A", "A", "B", "C", "A"],
+            "question_id": ["q", "q2", "q", "q", "IDX_score"],
+            "n": pd.array([100, 100, 11000, None, 100], dtype="Int64"),
+            "n_applies": [True, False, True, True, True],
+        }
+    )
+    surveys = pd.DataFrame({"survey_id": ["A", "B", "C"], "n_is_lower_bound": [False, True, False]})
+    assert list(survey.sample_base(results, surveys)) == [
+        "stated",
+        "not this item's base",
+        "lower bound",  # 'more than 11 thousand'
+        "not stated",
+        "stated",
+    ]
+    assert list(survey.is_share(results, ["IDX"])) == [True, True, True, True, False]
+    assert survey.is_share(results, []).all()
+
+
 def test_granularity_on_constructed_percentages():
     # 1/3 = 33.3%, 2/3 = 66.7%: n = 3 is the smallest size giving both
     assert survey.consistent_sample_sizes([33.3, 66.7], n_max=12) == [3, 6, 9, 12]
@@ -515,6 +536,7 @@ def test_tolerance_comes_from_the_claims_table():
             "year_end": [2020],
             "currency": ["KZT"],
             "programme": ["State grants"],
+            "instrument": ["grants"],
             "kind": ["annual"],
             "amount": [1.84e9],
             "period": ["2020"],
@@ -535,6 +557,19 @@ def test_tolerance_comes_from_the_claims_table():
     out = C.check_all(claims, counts=empty, funding=funding, annual=empty, picked=empty,
                       events=empty, annual_series="x", survey_note="")  # fmt: skip
     assert C.cited_ids(next(out.itertuples()), known={"art", "f"}) == ["art", "f"]
+    # a plan whose source names no instrument may or may not be grants: another definition;
+    # the social order is never compared with a claim about grants
+    other = pd.concat([funding] * 2, ignore_index=True).assign(
+        instrument=["not stated", "social order"],
+        programme=["Allocation to NGOs", "State social order"],
+        kind=["planned", "annual"],
+        amount=[1.8e9, 1.8e9],
+    )
+    out = C.check_all(claims, counts=empty, funding=other, annual=empty, picked=empty,
+                      events=empty, annual_series="x", survey_note="")  # fmt: skip
+    assert out.loc[0, "verdict"] == C.DIFFERENT
+    assert "an instrument the source does not name" in out.loc[0, "reason"]
+    assert "social order" not in out.loc[0, "reason"]
 
 
 def test_an_agreement_another_admissible_count_undoes_is_fragile():

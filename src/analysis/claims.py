@@ -303,20 +303,36 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z][a-z\-]+", text.lower()) if w not in _STOP}
 
 
+INSTRUMENT_WORDS = {"grant": "grants", "social order": "social order", "award": "award"}
+"""Words of a claimed quantity that name how money reaches NGOs (the funding table's
+`instrument`)."""
+
+
 def funding_candidates(claim: pd.Series, funding: pd.DataFrame) -> list[Candidate]:
-    """Funding rows of the claim's period whose programme shares a content word
-    with the claimed quantity (grants with grants, not with the social order)."""
+    """Funding rows of the claim's period. A claim that names an instrument (grants,
+    the social order, awards) is compared with the rows of that instrument (an
+    annual amount: the same quantity; a plan or other kind: another definition)
+    and with those whose source names none (another definition: the data cannot
+    tell whether it was that instrument); any other claim with the rows whose
+    programme shares a content word with the claimed quantity."""
     y0, y1 = _years(claim["refers_to"])
     sub = funding[
         (funding["year_start"] == y0) & (funding["year_end"] == y1) & (funding["currency"] == "KZT")
     ]
-    words = _words(claim["quantity"])
-    sub = sub[sub["programme"].map(lambda p: bool(_words(p) & words))]
+    quantity = str(claim["quantity"]).lower()
+    named = next((v for k, v in INSTRUMENT_WORDS.items() if k in quantity), None)
+    if named is not None:
+        sub = sub[sub["instrument"].isin([named, "not stated"])]
+    else:
+        words = _words(claim["quantity"])
+        sub = sub[sub["programme"].map(lambda p: bool(_words(p) & words))]
+    unnamed = ", by an instrument the source does not name"
     return [
         Candidate(
             float(r["amount"]),
-            "same" if r["kind"] == "annual" else "definition",
-            f"{r['kind']} amount: {r['programme']} ({r['period']})",
+            "same" if r["kind"] == "annual" and r["instrument"] == named else "definition",
+            f"{r['kind']} amount: {r['programme']} ({r['period']})"
+            + (unnamed if r["instrument"] == "not stated" else ""),
             sources=_ids(r["source_id"]),
         )
         for _, r in sub.iterrows()

@@ -49,6 +49,30 @@ def wilson_widths(percent: float, ns: list[int], confidence: float = 0.95) -> li
 INTERVAL_SAMPLING = "probability sample, design stated"
 
 
+def is_share(results: pd.DataFrame, no_interval_questions: list[str]) -> pd.Series:
+    """Whether each published figure is a percentage of respondents to one question:
+    not an index or a mean (the items in `no_interval_questions`, matched by prefix)."""
+    prefixes = tuple(no_interval_questions)
+    return (
+        ~results["question_id"].astype(str).str.startswith(prefixes)
+        if prefixes
+        else (pd.Series(True, index=results.index))
+    )
+
+
+def sample_base(results: pd.DataFrame, surveys: pd.DataFrame) -> pd.Series:
+    """What each figure's survey says of the item's sample size: "stated" (a number
+    that is the item's base), "lower bound" (stated as 'more than n'), "not this
+    item's base" (the question was not asked of everyone) or "not stated"."""
+    sv = surveys.set_index("survey_id") if "survey_id" in surveys.columns else surveys
+    lower = results["survey_id"].map(sv["n_is_lower_bound"].astype(bool))
+    base = pd.Series("stated", index=results.index)
+    base[lower] = "lower bound"
+    base[~results["n_applies"].astype(bool)] = "not this item's base"
+    base[results["n"].isna()] = "not stated"
+    return base
+
+
 def with_intervals(
     results: pd.DataFrame,
     surveys: pd.DataFrame,
