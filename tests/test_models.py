@@ -150,6 +150,10 @@ def test_index_profile_describes_steps():
     assert (p.peak_year, p.peak) == (1991, 0.6)
     assert p.step_year == 1994 and p.step == pytest.approx(-0.25)
     assert (p.low_year, p.low, p.last_year, p.last) == (1996, 0.2, 1999, 0.35)
+    # the years at the lowest and highest value as printed (two decimals, half up)
+    q = ngo.index_profile([2015, 2016, 2017, 2018, 2019], [0.361, 0.324, 0.315, 0.324, 0.35])
+    assert q.low_years == (2016, 2017, 2018) and q.span(q.low_years) == "2016\u20132018"
+    assert q.peak_years == (2015,) and q.span((2015, 2017)) == "2015, 2017"
 
 
 def test_common_years_side_by_side_with_the_bounds():
@@ -692,10 +696,13 @@ def test_a_claimed_year_is_placed_among_the_index_falls():
     claim = pd.Series({"claimed_value": "2001"})
     why = C.index_fall_reason(claim, index)
     assert "of the 3 falls" in why
-    assert "fell by 0.010 in 2001 (the 3rd largest)" in why
-    assert "fell by 0.190 in 2002 (the largest)" in why
+    # to the two decimals the paper prints, not ranked below the largest
+    assert "fell by 0.01 in 2001 and fell by 0.19 in 2002 (its largest fall)" in why
     why = C.index_fall_reason(pd.Series({"claimed_value": "2003"}), index)
-    assert "did not fall in 2003" in why and "its largest, 0.190, in 2002" in why
+    assert "did not fall in 2003 (0.40 to 0.45)" in why and "its largest, 0.19, in 2002" in why
+    # a fall that does not show at two decimals is named as such
+    why = C.index_fall_reason(claim, index.assign(value=[0.6, 0.598, 0.4, 0.45, 0.43]))
+    assert "fell by less than 0.01 in 2001" in why
 
 
 def test_a_reference_year_without_exact_counts_names_the_key():

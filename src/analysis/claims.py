@@ -33,6 +33,7 @@ import pandas as pd
 
 from analysis import data
 from analysis import parliament as P
+from analysis.ngo import shown as to_decimals
 from analysis.results import Result
 
 SERIES_NAMES = {
@@ -497,29 +498,28 @@ def index_fall_reason(
 ) -> str:
     """Why a claimed year of tightening cannot be dated by an annual index: the
     rules on NGOs the policy events record for that year (`ngo_rules`), what the
-    index did that year and the next, where those falls rank among all its falls,
-    and where its largest fall came (columns `year`, `value`)."""
+    index did that year and the next, to the two decimals the paper prints (its
+    third decimal is not read as a change, so small falls are not ranked), and
+    where its largest fall came (columns `year`, `value`)."""
     s = index.sort_values("year").set_index("year")["value"].astype(float)
     d = s.diff().dropna()
     y = int(float(claim["claimed_value"]))
     falls = d[d < 0]
-    rank = (-falls).rank(ascending=False, method="min").astype(int)  # 1: the largest fall
     top = int(falls.idxmin())
+
+    def pts(x: float) -> str:  # to two decimals, as the paper prints the index
+        return f"{to_decimals(x, 2)}" if to_decimals(x, 2) > 0 else "less than 0.01"
 
     def change(yy: int) -> str:
         if yy not in d.index:
             return f"has no value for {yy}"
         if d.loc[yy] >= 0:
-            return f"did not fall in {yy} ({s.loc[yy - 1]:.3f} to {s.loc[yy]:.3f})"
-        joint = "joint " if (rank == rank[yy]).sum() > 1 else ""
-        place = (
-            f"the {joint}largest"
-            if rank[yy] == 1
-            else f"the {joint}{_ordinal(int(rank[yy]))} largest"
-        )
-        return f"fell by {-d.loc[yy]:.3f} in {yy} ({place})"
+            was, now = to_decimals(s.loc[yy - 1], 2), to_decimals(s.loc[yy], 2)
+            return f"did not fall in {yy} ({was} to {now})"
+        largest = " (its largest fall)" if yy == top else ""
+        return f"fell by {pts(-d.loc[yy])} in {yy}{largest}"
 
-    largest = f", and its largest, {-falls.loc[top]:.3f}, in {top}" if top not in (y, y + 1) else ""
+    largest = "" if top in (y, y + 1) else f", and its largest, {pts(-falls.loc[top])}, in {top}"
     rules = ngo_rules(events if events is not None else pd.DataFrame(), y)
     if len(rules):
         said = "; ".join(f"{r.event} ({r.event_id})" for r in rules.itertuples())
@@ -547,10 +547,6 @@ def _ids(value: object) -> tuple[str, ...]:
 def _shown(c: Candidate) -> str:
     """A candidate as the reason names it: a bound by its words, a value with it."""
     return c.what if c.bound else f"{c.what} = {_fmt(c.value)}"
-
-
-def _ordinal(n: int) -> str:
-    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
 def latest_volunteering(survey_results: pd.DataFrame) -> pd.Series:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
@@ -354,9 +355,24 @@ class IndexProfile:
     low: float
     last_year: int
     last: float
+    low_years: tuple[int, ...] = ()  # the years at the minimum as shown (`decimals`)
+    peak_years: tuple[int, ...] = ()  # the years at the maximum as shown
+
+    def span(self, years: tuple[int, ...]) -> str:
+        """Years in words: "2017", "2016\u20132018" (consecutive) or "2016, 2018"."""
+        ys = sorted(years)
+        if len(ys) > 1 and ys == list(range(ys[0], ys[-1] + 1)):
+            return f"{ys[0]}\u2013{ys[-1]}"
+        return ", ".join(map(str, ys))
 
 
-def index_profile(years, values) -> IndexProfile:
+def shown(value: float, decimals: int) -> Decimal:
+    """A published value as printed to `decimals` (half up, from its decimal form:
+    0.315 is 0.32, where binary rounding gives 0.31)."""
+    return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP)
+
+
+def index_profile(years, values, decimals: int = 2) -> IndexProfile:
     """Peak, largest one-year fall, minimum and latest value of an annual index.
 
     years, values: one index's years and values (e.g. the `year` and `value`
@@ -364,6 +380,9 @@ def index_profile(years, values) -> IndexProfile:
     refused). A level series with a step and a U-shape is not a line: no trend is fitted,
     and no interval is given (consecutive years of an expert-coded index are
     strongly autocorrelated, so an OLS interval would be far too narrow).
+    `low_years` and `peak_years` are the years whose value, to `decimals` (the
+    precision the text prints), equals the minimum or maximum: a difference in the
+    third decimal of an expert-coded index is not read as a lower or higher year.
     """
     s = pd.Series(np.asarray(values, dtype=float), index=np.asarray(years, dtype=int)).sort_index()
     if s.index.duplicated().any():
@@ -386,7 +405,14 @@ def index_profile(years, values) -> IndexProfile:
         low=float(s.min()),
         last_year=int(s.index[-1]),
         last=float(s.iloc[-1]),
+        low_years=_years_at(s, s.min(), decimals),
+        peak_years=_years_at(s, s.max(), decimals),
     )
+
+
+def _years_at(s: pd.Series, value: float, decimals: int) -> tuple[int, ...]:
+    """The years of `s` whose value, shown to `decimals`, is `value` shown so."""
+    return tuple(int(str(y)) for y, v in s.items() if shown(v, decimals) == shown(value, decimals))
 
 
 def common_years(counts_by_year: pd.DataFrame, index_by_year: pd.DataFrame) -> pd.DataFrame:

@@ -548,7 +548,7 @@ def ngo_counts_figure(counts):
 
 
 def civic_space_figure(ccsi, profile, fh, fh_label, ccsi_label):
-    """V-Dem core civil society index (annual values, its step and its minimum
+    """V-Dem core civil society index (annual values, its step and its lowest years
     marked) and a Freedom House score by edition. No fitted line.
 
     ccsi, fh: one index's rows of `civic_space_scores` each (`year`, `value`,
@@ -566,7 +566,7 @@ def civic_space_figure(ccsi, profile, fh, fh_label, ccsi_label):
         arrowprops={"arrowstyle": "->", "color": "#555555"},
     )
     a1.annotate(
-        f"minimum: {profile.low_year}",
+        f"lowest: {profile.span(profile.low_years) or profile.low_year}",
         (profile.low_year, profile.low),
         xytext=(-40, -28),
         textcoords="offset points",
