@@ -811,7 +811,7 @@ def caf_figure(caf, labels):
         ax.plot(s.index, s.values, marker="o", color=colour, label=labels.get(item, item))
     ax.set_ylim(0, 60)
     ax.set_xlabel("Data year (World Giving Index edition minus one)")
-    ax.set_ylabel("Respondents in the past month (%)")
+    ax.set_ylabel("Share who did this in the past month (%)")
     ax.set_title("Giving in Kazakhstan: CAF World Giving Index")
     ax.legend(loc="upper left", ncol=3, fontsize=8)
     source_line(fig, caf["source_id"])
