@@ -725,3 +725,19 @@ def test_an_unknown_palette_names_the_key():
 
     with pytest.raises(ParamsError, match=r"key 'shared.figure.palette': 'no_such_palette'"):
         plots.apply_theme({"figure": {"palette": "no_such_palette"}})
+
+
+def test_a_yearly_share_is_read_as_women_over_the_seats_of_its_chamber():
+    lower = pd.DataFrame(  # fixture rows: two elections
+        {"effective": [dt.date(2000, 3, 1), dt.date(2010, 3, 1)], "total_seats": [77, 107]}
+    )
+    share = pd.Series({2001: 100 * 8 / 77, 2002: 100 * 8 / 74, 2011: 100 * 29 / 115, 1999: 10.0})
+    fits = P.seat_fits(share, lower).set_index("year")
+    assert 1999 not in fits.index  # no chamber elected yet
+    assert fits.loc[2001, "whole"] and fits.loc[2001, "fits"] == []
+    assert fits.loc[2002, "fits"] == [(74, 8)] and fits.loc[2011, "fits"] == [(115, 29)]
+    text = P.fits_text(fits[~fits["whole"]].reset_index())
+    assert text == (
+        "2002: 8 women of 74 seats, where the chamber has 77; "
+        "2011: 29 women of 115 seats, where the chamber has 107"
+    )

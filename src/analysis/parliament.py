@@ -294,3 +294,43 @@ def both_chambers_in_year(
     if how != "election count" and annual_source is not None:
         ids.add(annual_source)
     return pct, desc, tuple(sorted(ids))
+
+
+def seat_fits(share: pd.Series, lower: pd.DataFrame, spread: float = 0.15) -> pd.DataFrame:
+    """Each yearly lower-chamber share (`share`, percent, indexed by year, as
+    published to full precision) read as women over seats: the seats of the latest
+    election on or before the year (`lower`: picked lower-chamber elections with
+    `effective`, `total_seats`), whether the share is a whole number of women over
+    them (`whole`), and otherwise the seat counts within `spread` of them that it
+    does fit (`fits`: (seats, women) pairs; fewer seats: some left vacant; more: a
+    count the chamber did not have). A published share that fits no seat count says
+    nothing about seats, and `fits` is empty."""
+    rows = []
+    lower = lower.sort_values("effective")
+    for year, pct in share.dropna().items():
+        y = int(str(year))
+        held = lower[lower["effective"] <= dt.date(y, 12, 31)]
+        if held.empty:
+            continue
+        seats = int(held.iloc[-1]["total_seats"])
+        women = float(pct) * seats / 100
+        whole = abs(women - round(women)) < 1e-6
+        fits = []
+        if not whole:
+            for n in range(int(seats * (1 - spread)), int(seats * (1 + spread)) + 1):
+                w = float(pct) * n / 100
+                if abs(w - round(w)) < 1e-6:
+                    fits.append((n, int(round(w))))
+        rows.append({"year": y, "seats": seats, "whole": whole, "fits": fits})
+    return pd.DataFrame(rows, columns=["year", "seats", "whole", "fits"])
+
+
+def fits_text(misfits: pd.DataFrame) -> str:
+    """The years of `seat_fits` whose share is no whole number of women over the
+    chamber's seats, in words."""
+
+    def one(r: pd.Series) -> str:
+        fit = " or ".join(f"{w} women of {n} seats" for n, w in r["fits"])
+        return f"{r['year']}: {fit or 'no seat count nearby'}, where the chamber has {r['seats']}"
+
+    return "; ".join(one(r) for _, r in misfits.iterrows())

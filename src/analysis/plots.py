@@ -692,15 +692,29 @@ def elections_figure(lower, senate, both, other_2023, systems, target):
             lw=1.8 if chamber == "Mazhilis" else 1,
         )
         ax.scatter(x, y, marker=marker, color=c[0], zorder=3, label=label)
-    sx = [_decimal_year(d) for d in senate["effective"]]  # when each composition held
-    ax.scatter(
-        sx,
-        100 * senate["women_seats"] / senate["total_seats"],
-        marker="D",
-        color=c[1],
-        label="Senate (whole chamber, as recorded)",
-        zorder=3,
+    # when each composition held: after a renewal, or from a change of its seats made
+    # without an election (`in_force_from`), drawn open
+    changed = (
+        (senate["in_force_from"].fillna("").astype(str) != "").to_numpy()
+        if "in_force_from" in senate.columns
+        else senate.index.isin([])
     )
+    for rows, face, label in (
+        (senate[~changed], c[1], "Senate (whole chamber, after a renewal)"),
+        (senate[changed], "white", "Senate (seats changed without an election)"),
+    ):
+        if rows.empty:
+            continue
+        ax.scatter(
+            [_decimal_year(d) for d in rows["effective"]],
+            100 * rows["women_seats"] / rows["total_seats"],
+            marker="D",
+            facecolor=face,
+            edgecolor=c[1],
+            linewidths=1.5,
+            label=label,
+            zorder=3,
+        )
     ok = both.dropna(subset=["both_pct"])
     ax.scatter(
         [_decimal_year(d) for d in ok["date"]],
@@ -736,9 +750,10 @@ def elections_figure(lower, senate, both, other_2023, systems, target):
     ax.set_ylim(0, 45)
     ax.set_xlabel("Year (steps hold each election's result until the next)")
     ax.set_ylabel("Seats held by women (%)")
-    ax.set_title("Women in Kazakhstan's parliament after each election")
+    ax.set_title("Women in Kazakhstan's parliament, election by election")
     ax.legend(loc="upper left", fontsize=7, ncol=2, bbox_to_anchor=(0.0, 0.93))
-    source_line(fig, list(lower["source_id"]) + list(senate["source_id"]))
+    other = [other_2023["source_id"]] if other_2023 is not None else []
+    source_line(fig, list(lower["source_id"]) + list(senate["source_id"]) + other)
     return fig
 
 
