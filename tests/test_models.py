@@ -741,3 +741,21 @@ def test_a_yearly_share_is_read_as_women_over_the_seats_of_its_chamber():
         "2002: 8 women of 74 seats, where the chamber has 77; "
         "2011: 29 women of 115 seats, where the chamber has 107"
     )
+
+
+def test_the_combined_share_under_the_other_counts_in_the_data():
+    """2005: the Senate used is dated to the election's own month, so the one before it is
+    another count; 2010: the lower chamber has a second source, but the Senate after a
+    partial renewal is unknown, so there is no combined share to vary."""
+    elections = elections_fixture()
+    picked = P.pick_elections(elections, ["a", "a2", "b"], women_2023=18)
+    other = P.both_chambers_other_counts(elections, picked)
+    assert list(other["year"]) == [2005]
+    assert other.loc[0, "both_pct"] == pytest.approx(100 * 24 / 140)
+    assert other.loc[0, "other_pct"] == pytest.approx(100 * 23 / 130)
+    assert other.loc[0, "how"] == "the Senate before the one dated to the election's month, 3/30"
+    # a second source's count of the same Senate composition is another count
+    extra = pd.concat([elections, elections.iloc[[2]].assign(source_id="z", women_seats=6)])
+    other = P.both_chambers_other_counts(extra.reset_index(drop=True), picked)
+    assert "another source's count of the Senate, 6/40" in set(other["how"])
+    assert other.loc[other["source_id"] == "z", "other_pct"].item() == pytest.approx(100 * 26 / 140)

@@ -45,12 +45,7 @@ def pick_elections(
     `in_force_from` when given, else `date`) and `alternatives` (how many other
     rows the election has).
     """
-    df = elections.copy()
-    df["in_force_from"] = df["in_force_from"].fillna("")
-    df["date"] = df["election_date"].map(end_date)
-    df["effective"] = [
-        end_date(f) if f else d for f, d in zip(df["in_force_from"], df["date"], strict=True)
-    ]
+    df = _dated(elections)
     rank = {s: i for i, s in enumerate(preferred_sources)}
     df["_rank"] = df["source_id"].map(rank).fillna(len(rank))
     is_m23 = (df["chamber"] == "Mazhilis") & (df["year"] == 2023)
@@ -62,6 +57,69 @@ def pick_elections(
     df = df.sort_values([*key, "_rank", "source_id"], kind="stable")
     out = df.drop_duplicates(key).drop(columns="_rank")
     return out.sort_values(["effective", "chamber"]).reset_index(drop=True)
+
+
+def _dated(elections: pd.DataFrame) -> pd.DataFrame:
+    """The elections table with `date` and `effective` (see `pick_elections`)."""
+    df = elections.copy()
+    df["in_force_from"] = df["in_force_from"].fillna("")
+    df["date"] = df["election_date"].map(end_date)
+    df["effective"] = [
+        end_date(f) if f else d for f, d in zip(df["in_force_from"], df["date"], strict=True)
+    ]
+    return df
+
+
+def both_chambers_other_counts(elections: pd.DataFrame, picked: pd.DataFrame) -> pd.DataFrame:
+    """The both-chambers share after each lower-chamber election under the other
+    counts the data hold: another source's row for the same lower-chamber election
+    or for the same Senate composition, and, where the Senate composition used is
+    dated to the election's own month (so it may have come after the election),
+    the composition before it. One row per other count: `year`, `both_pct` (as
+    `both_chambers` counts it), `other_pct`, `how` (in words), and the `chamber`,
+    `election_date` and `source_id` of the other row."""
+    every = _dated(elections)
+    key = ["chamber", "election_date", "in_force_from"]
+    rows = []
+    for _, m in picked[picked["chamber"] == "Mazhilis"].iterrows():
+        s, _ = _senate_at(picked, end_date(m["date"].strftime("%Y-%m")))
+        if s is None:
+            continue
+        both = 100 * (m["women_seats"] + s["women_seats"]) / (m["total_seats"] + s["total_seats"])
+        others = []  # (lower-chamber row, Senate row, the other row, how)
+        for row, chamber in ((m, "lower chamber"), (s, "Senate")):
+            same = (every[key] == row[key]).all(axis=1) & (every["source_id"] != row["source_id"])
+            for _, r in every[same & (every["coverage"] == "whole chamber")].iterrows():
+                pair = (r, s) if chamber == "lower chamber" else (m, r)
+                others.append((*pair, r, f"another source's count of the {chamber}"))
+        if (s["effective"].year, s["effective"].month) == (m["date"].year, m["date"].month):
+            before = picked[
+                (picked["chamber"] == "Senate")
+                & (picked["effective"] < s["effective"])
+                & (picked["coverage"] == "whole chamber")
+            ].sort_values("effective", kind="stable")
+            if len(before):
+                b = before.iloc[-1]
+                others.append((m, b, b, "the Senate before the one dated to the election's month"))
+        for lw, ls, r, how in others:
+            other = (
+                100
+                * (lw["women_seats"] + ls["women_seats"])
+                / (lw["total_seats"] + ls["total_seats"])
+            )
+            rows.append(
+                {
+                    "year": int(m["year"]),
+                    "both_pct": both,
+                    "other_pct": other,
+                    "how": f"{how}, {r['women_seats']}/{r['total_seats']}",
+                    "chamber": r["chamber"],
+                    "election_date": r["election_date"],
+                    "source_id": r["source_id"],
+                }
+            )
+    cols = ["year", "both_pct", "other_pct", "how", "chamber", "election_date", "source_id"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _senate_at(picked: pd.DataFrame, when: dt.date) -> tuple[pd.Series | None, str]:
