@@ -462,17 +462,19 @@ SERIES_LABELS = {
 
 def ngo_counts_figure(counts):
     """Counts over time, one colour per series, filled = registered, open = active,
-    marker shape = bound (triangle = lower bound), a cross = flagged implausible.
-    Markers only: the years between published figures have no data. Log scale.
+    pale = status not stated, marker shape = bound (triangle = lower bound), a cross =
+    flagged implausible. Markers only: the years between published figures have no data. Log scale.
 
     counts: the processed `ngo_counts` table as `processed.read` returns it (all
     series, statuses and quality flags; the figure selects). Returns the figure."""
+    from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     fig, ax = new(4.8)
     colours = dict(zip(SERIES_LABELS, palette(4), strict=True))
     ok = counts[counts["quality"] == "ok"]
+    pale = {s: to_rgba(c, 0.35) for s, c in colours.items()}  # status not stated
     for (series, status), grp in ok.groupby(["series", "status"], sort=True):
         c = colours[series]
         for bound, g in grp.groupby("bound"):
@@ -482,7 +484,7 @@ def ngo_counts_figure(counts):
                 marker=BOUND_MARKERS[bound],
                 s=38 if status != "active (narrow tier)" else 22,
                 zorder=3,
-                color=c if status == "registered" else "white",
+                color={"registered": c, "not stated": pale[series]}.get(status, "white"),
                 edgecolor=c,
                 linewidths=1.3,
             )
@@ -524,6 +526,18 @@ def ngo_counts_figure(counts):
             label="open: active / operating",
         ),
     ]
+    if (ok["status"] == "not stated").any():
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="grey",
+                marker="o",
+                ls="",
+                markerfacecolor=to_rgba("grey", 0.35),
+                label="pale: status not stated",
+            )
+        )
     shape = {"o": "circle", "s": "square", "^": "triangle"}
     handles += [
         Line2D(
