@@ -65,8 +65,14 @@ def test_a_pair_dated_only_by_its_years_counts_by_its_shortest_span():
     low, high = r.loc[(2010, 2017), ["rate_min", "rate_max"]]
     assert low < 0.05 < high
     assert ngo.pairs_text(r.reset_index()[~r["counted"].to_numpy()]) == (
-        "2010 to 2016, at least 5.1 years apart, 4.3% to 5.9% a year"
+        "2010 to 2016, at least 5.0 years apart, 4.3% to 5.9% a year"
     )
+    # the paper's table: spans rounded outwards (shortest down, longest up), and whether
+    # each pair reaches the minimum span
+    table = ngo.pairs_table(r.reset_index(), 6)
+    assert list(table["span"]) == ["5.0\u20137.0", "6.0\u20138.0"]
+    assert list(table["counts_at_min"]) == ["no", "yes"]
+    assert set(table["reads_as"]) == {"an estimate"}
     # a fall: the shortest span gives the steeper (lowest) rate
     fall = ngo.growth_range(per_year.assign(count=[1000, 900, 800]), 6)
     row = fall[fall["counted"]].iloc[0]
@@ -98,11 +104,29 @@ def test_a_figure_is_dated_to_its_month_only_where_it_gives_one_date():
     for undated in ("2024", "2024 (Sep-Dec, approx.)", "2024-04 (active); 2024-09-17 (reg.)"):
         assert ngo.date_window(undated, 2024) == (2024 * 12, 2024 * 12 + 11), undated
     assert ngo.date_window(None, 2024) == (2024 * 12, 2024 * 12 + 11)
-    # a year that is itself a guess: that year or either neighbour, and "about" in words
+    # a year that is itself inferred (an undated source): that year or either neighbour,
+    # whatever the as_of text says, and "about" in words
     circa = "c. 2024 (article undated; refers to 2024 MCI project)"
-    assert ngo.date_window(circa, 2024) == (2023 * 12, 2025 * 12 + 11)
-    assert ngo.when(pd.Series({"year": 2024, "as_of": circa})) == "about 2024"
-    assert ngo.when(pd.Series({"year": 2023, "as_of": "2023-04"})) == "2023"
+    assert ngo.date_window(circa, 2024, year_certain=False) == (2023 * 12, 2025 * 12 + 11)
+    assert ngo.date_window("2016-09", 2016, year_certain=False) == (2015 * 12, 2017 * 12 + 11)
+    assert ngo.when(pd.Series({"year": 2024, "year_certain": False})) == "about 2024"
+    assert ngo.when(pd.Series({"year": 2023, "year_certain": True})) == "2023"
+
+
+def test_figures_of_equal_standing_and_count_are_one_figure_at_several_dates():
+    counts = _counts(  # fixture rows: three official lower bounds of 2025, one approximate
+        year=[2025] * 4,
+        count=[23000, 23000, 23000, 24000],
+        bound=["lower", "lower", "lower", "approximate"],
+        source_id=["s20", "s22", "s23", "s24"],
+        as_of=["2025-10-15", "2025-12-19", "2025", "2025"],
+        year_certain=[True] * 4,
+        provenance=["official statement"] * 3 + ["secondary report"],
+    )
+    (row,) = ngo.one_per_year(counts, "s", "registered").itertuples()
+    assert (row.count, row.bound, row.source_id) == (23000, "lower", "s20")  # official first
+    # its window spans the three lower bounds' dates: the whole of 2025
+    assert (row.first_month, row.last_month) == (2025 * 12, 2025 * 12 + 11)
 
 
 def test_one_per_year_prefers_official_then_exact_and_drops_implausible():

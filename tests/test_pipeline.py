@@ -83,7 +83,8 @@ def test_recorded_results(built: Path):
     # no two exact register figures are certainly 6 years apart (one is dated 'c. 2024'):
     # no estimate of growth, only limits, and the pairs left out are named
     assert res["ngo_growth_exact_pairs"]["value"] == 0 and "ngo_growth_exact_low_pct" not in res
-    assert 0 < res["ngo_growth_upper_limit_pct"]["value"] < 10
+    assert 0 < res["ngo_growth_lower_limit_pct"]["value"] < 10
+    assert len(res["ngo_growth_pairs_table"]["value"]) > res["ngo_growth_pairs"]["value"]
     assert "about 2024" in res["ngo_growth_short_list"]["value"]
     assert res["ngo_registered_per_capita_ref"]["value"] == pytest.approx(11.5)
     assert res["ngo_registered_per_capita_ref"]["decimals"] == 1

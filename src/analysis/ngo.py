@@ -11,6 +11,7 @@ so their rows can be passed to `Registry.record`.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -21,7 +22,6 @@ import pandas as pd
 from analysis import processed
 from analysis.results import Result
 
-_CIRCA = re.compile(r"c(irca|a)?\.? ")  # an `as_of` whose year is itself a guess: "c. 2024 (...)"
 BOUND_ORDER = {"point": 0, "approximate": 1, "lower": 2}
 PROVENANCE_ORDER = {
     "official table": 0,
@@ -55,10 +55,10 @@ def qualifier(row: pd.Series) -> str | None:
 
 
 def when(row: pd.Series) -> str:
-    """A figure's year in words: "about 2024" where its `as_of` marks the year itself as
-    a guess ("c. 2024 ..."), else the year."""
-    circa = isinstance(row.get("as_of"), str) and bool(_CIRCA.match(str(row["as_of"]).strip()))
-    return f"about {int(row['year'])}" if circa else str(int(row["year"]))
+    """A figure's year in words: "about 2024" where the year is inferred
+    (`year_certain` false), else the year."""
+    certain = bool(row.get("year_certain", True))
+    return str(int(row["year"])) if certain else f"about {int(row['year'])}"
 
 
 def one_per_year(counts: pd.DataFrame, series: str, status: str) -> pd.DataFrame:
@@ -68,7 +68,9 @@ def one_per_year(counts: pd.DataFrame, series: str, status: str) -> pd.DataFrame
     report the same year, an official figure wins (official table, then official
     statement, then a secondary report, then secondary literature); among equals
     a figure stated without qualifier is preferred to an approximate one, and
-    that to a lower bound; ties go to the source id that sorts first.
+    that to a lower bound; ties go to the source id that sorts first. Figures that
+    tie in all of these and give the same count are one figure stated at several
+    dates: `first_month` and `last_month` span all their `date_window`s.
     """
     sub = counts[
         (counts["series"] == series) & (counts["status"] == status) & (counts["quality"] == "ok")
@@ -77,6 +79,17 @@ def one_per_year(counts: pd.DataFrame, series: str, status: str) -> pd.DataFrame
         return sub
     sub["_p"] = sub["provenance"].map(PROVENANCE_ORDER)
     sub["_b"] = sub["bound"].map(BOUND_ORDER)
+    none, true = pd.Series(None, index=sub.index), pd.Series(True, index=sub.index)
+    as_of = sub["as_of"] if "as_of" in sub.columns else none
+    certain = sub["year_certain"] if "year_certain" in sub.columns else true
+    windows = [
+        date_window(a, int(y), bool(c)) for a, y, c in zip(as_of, sub["year"], certain, strict=True)
+    ]
+    sub["first_month"] = [w[0] for w in windows]
+    sub["last_month"] = [w[1] for w in windows]
+    tie = ["year", "_p", "_b", "count"]
+    sub["first_month"] = sub.groupby(tie)["first_month"].transform("min")
+    sub["last_month"] = sub.groupby(tie)["last_month"].transform("max")
     sub = sub.sort_values(["year", "_p", "_b", "source_id"], kind="stable")
     return sub.drop_duplicates("year").drop(columns=["_p", "_b"]).reset_index(drop=True)
 
@@ -127,12 +140,12 @@ def growth_range(per_year: pd.DataFrame, min_span: int) -> pd.DataFrame:
     data = per_year.sort_values("year").reset_index(drop=True)
     for i in range(len(data)):
         a = data.iloc[i]
-        a_first, a_last = date_window(a.get("as_of"), int(a["year"]))
+        a_first, a_last = _window(a)
         for _, b in data.iloc[i + 1 :].iterrows():
             span = int(b["year"]) - int(a["year"])
             if span < min_span:
                 continue
-            b_first, b_last = date_window(b.get("as_of"), int(b["year"]))
+            b_first, b_last = _window(b)
             shortest, longest = (b_first - a_last) / 12, (b_last - a_first) / 12
             rates = [_annual(a["count"], b["count"], years) for years in (shortest, longest)]
             rows.append(
@@ -187,9 +200,59 @@ def pairs_text(pairs: pd.DataFrame) -> str:
     return "; ".join(
         f"{r.get('start_when', r['start_year'])} to {r.get('end_when', r['end_year'])}, "
         + ("" if r["shortest_years"] == r["longest_years"] else "at least ")
-        + f"{r['shortest_years']:.1f} years apart, {says(r)}"
+        + f"{_down(r['shortest_years']):.1f} years apart, {says(r)}"
         for _, r in pairs.iterrows()
     )
+
+
+def pairs_table(rates: pd.DataFrame, min_span: int) -> pd.DataFrame:
+    """Every pair of `growth_range` as the paper's table prints it: its years (in
+    words, `when`), its two counts ("more than" a lower bound, "about" an
+    approximate one), its span ("5.4", or "5.2-8.1" between its shortest and
+    longest), its rates in percent a year over those spans, what they say, and
+    whether the pair counts at `min_span` years."""
+
+    def count(n: int, bound: str) -> str:
+        word = {"lower": "more than ", "approximate": "about "}.get(str(bound), "")
+        return f"{word}{n:,}"
+
+    def between(lo: float, hi: float, fmt: str) -> str:
+        a, b = format(lo, fmt), format(hi, fmt)
+        return a if a == b else f"{a}\u2013{b}"
+
+    def says(r: pd.Series) -> str:
+        return {
+            "upper limit": f"at most {100 * r['rate_max']:.1f}",
+            "lower limit": f"at least {100 * r['rate_min']:.1f}",
+            "no information": "nothing",
+        }.get(str(r["reads_as"]), "an estimate")
+
+    rows = [r for _, r in rates.iterrows()]
+    return pd.DataFrame(
+        {
+            "pair": [f"{r['start_when']} \u2192 {r['end_when']}" for r in rows],
+            "counts": [
+                f"{count(r['start'], r['start_bound'])} \u2192 {count(r['end'], r['end_bound'])}"
+                for r in rows
+            ],
+            "span": [
+                between(_down(r["shortest_years"]), _up(r["longest_years"]), ".1f") for r in rows
+            ],
+            "rate": [between(100 * r["rate_min"], 100 * r["rate_max"], ".1f") for r in rows],
+            "reads_as": [says(r) for r in rows],
+            "counts_at_min": ["yes" if r["shortest_years"] >= min_span else "no" for r in rows],
+        }
+    )
+
+
+def _down(years: float) -> float:
+    """A shortest span to one decimal, rounded down (it is a minimum)."""
+    return math.floor(10 * years + 1e-9) / 10
+
+
+def _up(years: float) -> float:
+    """A longest span to one decimal, rounded up (it is a maximum)."""
+    return math.ceil(10 * years - 1e-9) / 10
 
 
 def _annual(start: float, end: float, years: float) -> float:
@@ -197,24 +260,32 @@ def _annual(start: float, end: float, years: float) -> float:
     return (float(end) / float(start)) ** (1 / years) - 1
 
 
-def date_window(as_of: object, year: int) -> tuple[int, int]:
+def date_window(as_of: object, year: int, year_certain: bool = True) -> tuple[int, int]:
     """The first and last month (counted as year * 12 + month - 1) that a figure
-    of `year` can describe: its month where `as_of` gives one date to the month or
-    day ("2017-11-21", "2023-04 (...)"); any month from the year before to the year
-    after where its year is itself a guess ("c. 2024 (article undated)"); else any
-    month of `year` (only a year, part of a year, or more than one date).
+    of `year` can describe: any month from the year before to the year after where
+    its year is inferred (`year_certain` false: an undated source); else its month
+    where `as_of` gives one date to the month or day ("2017-11-21", "2023-04
+    (...)"); else any month of `year` (only a year, part of a year, or more than
+    one date).
 
     >>> date_window("2017-11-21", 2017), date_window("2016 (Sep-Dec)", 2016)
     ((24214, 24214), (24192, 24203))
-    >>> date_window("c. 2024 (article undated)", 2024)
+    >>> date_window("c. 2024 (article undated)", 2024, year_certain=False)
     (24276, 24311)
     """
+    if not year_certain:
+        return (year - 1) * 12, (year + 1) * 12 + 11
     month = _month(as_of)
     if month is not None:
         return month, month
-    if isinstance(as_of, str) and _CIRCA.match(as_of.strip()):
-        return (year - 1) * 12, (year + 1) * 12 + 11
     return year * 12, year * 12 + 11
+
+
+def _window(row: pd.Series) -> tuple[int, int]:
+    """A `one_per_year` row's window (its `first_month`/`last_month`), or `date_window`."""
+    if pd.notna(row.get("first_month")) and pd.notna(row.get("last_month")):
+        return int(row["first_month"]), int(row["last_month"])
+    return date_window(row.get("as_of"), int(row["year"]), bool(row.get("year_certain", True)))
 
 
 def _month(as_of: object) -> int | None:
