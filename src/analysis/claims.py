@@ -577,6 +577,7 @@ CHECKS = (
     "civic_forum_year",
     "survey_internal",
     "participation",
+    "reasoned",
     "none",
 )
 
@@ -721,6 +722,7 @@ RAW_FILES = {
     "parliament_share": ["women_parliament_annual.csv", "women_parliament_elections.csv"],
     "survey_internal": ["survey_results.csv"],
     "participation": ["survey_results.csv"],
+    "reasoned": ["ngo_counts.csv", "ngo_state_funding.csv", "policy_events.csv"],
     "none": [],
 }
 """The raw files each kind of check (the `check` column) reads, besides claims.csv."""
