@@ -777,7 +777,13 @@ def test_the_combined_share_under_the_other_counts_in_the_data():
     assert list(other["year"]) == [2005]
     assert other.loc[0, "both_pct"] == pytest.approx(100 * 24 / 140)
     assert other.loc[0, "other_pct"] == pytest.approx(100 * 23 / 130)
-    assert other.loc[0, "how"] == "the Senate before the one dated to the election's month, 3/30"
+    assert other.loc[0, "how"] == "the Senate before the one renewed in the election's month, 3/30"
+    # a Senate whose seats a law changed, first recorded in the election's month, was in
+    # place: no 'Senate before' for an election that month
+    in_2006 = elections.iloc[[1]].assign(election_date="2006-02-15", year=2006)
+    later = pd.concat([elections, in_2006]).reset_index(drop=True)
+    other = P.both_chambers_other_counts(later, P.pick_elections(later, ["a", "a2", "b"], 18))
+    assert 2006 not in set(other["year"])
     # a second source's count of the same Senate composition is another count
     extra = pd.concat([elections, elections.iloc[[2]].assign(source_id="z", women_seats=6)])
     other = P.both_chambers_other_counts(extra.reset_index(drop=True), picked)

@@ -73,9 +73,10 @@ def _dated(elections: pd.DataFrame) -> pd.DataFrame:
 def both_chambers_other_counts(elections: pd.DataFrame, picked: pd.DataFrame) -> pd.DataFrame:
     """The both-chambers share after each lower-chamber election under the other
     counts the data hold: another source's row for the same lower-chamber election
-    or for the same Senate composition, and, where the Senate composition used is
-    dated to the election's own month (so it may have come after the election),
-    the composition before it. One row per other count: `year`, `both_pct` (as
+    or for the same Senate composition (rows covering the whole chamber at that date),
+    and, where the Senate used was renewed in the election's own month (so the renewal
+    may have come after the election), the composition before it. One row per other
+    count: `year`, `both_pct` (as
     `both_chambers` counts it), `other_pct`, `how` (in words), and the `chamber`,
     `election_date` and `source_id` of the other row."""
     every = _dated(elections)
@@ -92,7 +93,10 @@ def both_chambers_other_counts(elections: pd.DataFrame, picked: pd.DataFrame) ->
             for _, r in every[same & (every["coverage"] == "whole chamber")].iterrows():
                 pair = (r, s) if chamber == "lower chamber" else (m, r)
                 others.append((*pair, r, f"another source's count of the {chamber}"))
-        if (s["effective"].year, s["effective"].month) == (m["date"].year, m["date"].month):
+        # a renewal dated to the election's own month may have come after it (a change of
+        # seats made by law and first seen that month, `in_force_from`, was in place: not)
+        renewed, held = s["effective"], m["date"]
+        if (renewed.year, renewed.month) == (held.year, held.month) and not s["in_force_from"]:
             before = picked[
                 (picked["chamber"] == "Senate")
                 & (picked["effective"] < s["effective"])
@@ -100,7 +104,8 @@ def both_chambers_other_counts(elections: pd.DataFrame, picked: pd.DataFrame) ->
             ].sort_values("effective", kind="stable")
             if len(before):
                 b = before.iloc[-1]
-                others.append((m, b, b, "the Senate before the one dated to the election's month"))
+                before_it = "the Senate before the one renewed in the election's month"
+                others.append((m, b, b, before_it))
         for lw, ls, r, how in others:
             other = (
                 100
