@@ -93,7 +93,8 @@ def test_verify_passes_then_names_every_difference(scratch: Path):
     paper, res = scratch / "reports/paper.html", scratch / "reports/results.json"
     good_paper, good_res = paper.read_bytes(), res.read_bytes()
     paper.write_bytes(good_paper.replace(b"Kazakhstan", b"Kazakstan", 1))
-    res.write_bytes(good_res.replace(b'"value": 23335', b'"value": 23336', 1))
+    at = good_res.index(b'"ngo_registered_ref"')  # (other results may hold the same value)
+    res.write_bytes(good_res[:at] + good_res[at:].replace(b'"value": 23335', b'"value": 23336', 1))
     edit(scratch / "data" / "raw", "population.csv", "2023,20330104", "2023,20000000")
     try:
         r = run_verify(scratch)
