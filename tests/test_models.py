@@ -73,6 +73,8 @@ def test_a_pair_dated_only_by_its_years_counts_by_its_shortest_span():
     assert list(table["span"]) == ["5.0\u20137.0", "6.0\u20138.0"]
     assert list(table["counts_at_min"]) == ["no", "yes"]
     assert set(table["reads_as"]) == {"an estimate"}
+    dated = ngo.growth_range(per_year.assign(as_of=["2010-03", "2016-07", "2017-01"]), 6)
+    assert ngo.pairs_table(dated, 6)["span"].iloc[0] == "6.3"  # one span, not "6.3-6.4"
     # a fall: the shortest span gives the steeper (lowest) rate
     fall = ngo.growth_range(per_year.assign(count=[1000, 900, 800]), 6)
     row = fall[fall["counted"]].iloc[0]

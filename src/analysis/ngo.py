@@ -236,7 +236,10 @@ def pairs_table(rates: pd.DataFrame, min_span: int) -> pd.DataFrame:
                 for r in rows
             ],
             "span": [
-                between(_down(r["shortest_years"]), _up(r["longest_years"]), ".1f") for r in rows
+                f"{r['shortest_years']:.1f}"  # dated to the month at both ends: one span
+                if r["shortest_years"] == r["longest_years"]
+                else between(_down(r["shortest_years"]), _up(r["longest_years"]), ".1f")
+                for r in rows
             ],
             "rate": [between(100 * r["rate_min"], 100 * r["rate_max"], ".1f") for r in rows],
             "reads_as": [says(r) for r in rows],
