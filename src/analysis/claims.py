@@ -494,10 +494,11 @@ def civic_forum_candidates(events: pd.DataFrame) -> list[Candidate]:
 
 
 def index_fall_reason(
-    claim: pd.Series, index: pd.DataFrame, events: pd.DataFrame | None = None
+    claim: pd.Series, index: pd.DataFrame, rules: pd.DataFrame | None = None
 ) -> str:
     """Why a claimed year of tightening cannot be dated by an annual index: the
-    rules on NGOs the policy events record for that year (`ngo_rules`), what the
+    rules on NGOs the policy events record for that year (`rules`, as `ngo_rules`
+    selects them), what the
     index did that year and the next, to the two decimals the paper prints (its
     third decimal is not read as a change, so small falls are not ranked), and
     where its largest fall came (columns `year`, `value`)."""
@@ -520,8 +521,7 @@ def index_fall_reason(
         return f"fell by {pts(-d.loc[yy])} in {yy}{largest}"
 
     largest = "" if top in (y, y + 1) else f", and its largest, {pts(-falls.loc[top])}, in {top}"
-    rules = ngo_rules(events if events is not None else pd.DataFrame(), y)
-    if len(rules):
+    if rules is not None and len(rules):
         said = "; ".join(f"{r.event} ({r.event_id})" for r in rules.itertuples())
         recorded = (
             f"the data record for {y}: {said}, which fits the year but cannot show that the "
@@ -648,9 +648,9 @@ def check_all(
         elif how == "target_level":
             cands = target_level_candidates(events)
         elif how == "index_fall_year" and index is not None:
-            reason_if_none = index_fall_reason(c, index, events)
-            read = {i for v in index["source_id"] for i in _ids(v)}
             rules = ngo_rules(events, int(float(c["claimed_value"])))
+            reason_if_none = index_fall_reason(c, index, rules)
+            read = {i for v in index["source_id"] for i in _ids(v)}
             read |= {i for v in rules.get("source_ids", []) for i in _ids(v)}
         elif how == "civic_forum_year":
             cands = civic_forum_candidates(events)

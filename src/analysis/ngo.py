@@ -48,10 +48,14 @@ def reference_counts(counts: pd.DataFrame, year: int) -> pd.DataFrame:
     return reg[reg["year"] == year].set_index("status")
 
 
+QUALIFIERS = {"lower": "more than", "approximate": "about"}
+"""The words printed before a count with that `bound` (a point count has none)."""
+
+
 def qualifier(row: pd.Series) -> str | None:
     """The words the paper prints before a count (`Registry.record`'s `qualifier`),
     from its bound: "more than" a lower bound, "about" an approximate figure."""
-    return {"lower": "more than", "approximate": "about"}.get(str(row["bound"]))
+    return QUALIFIERS.get(str(row["bound"]))
 
 
 def when(row: pd.Series) -> str:
@@ -178,27 +182,22 @@ def pairs_text(pairs: pd.DataFrame) -> str:
     """Pairs of `growth_range` in words: their years, shortest span and what their
     rates say (an estimate, a limit, or nothing, as in `reading`).
 
-    >>> pairs_text(pd.DataFrame({"start_year": [2017], "end_year": [2023],
+    >>> pairs_text(pd.DataFrame({"start_when": ["2017"], "end_when": ["2023"],
     ...     "shortest_years": [65 / 12], "longest_years": [65 / 12], "reads_as": ["estimate"],
     ...     "rate_min": [0.0317], "rate_max": [0.0317]}))
     '2017 to 2023, 5.4 years apart, 3.2% a year'
     """
 
-    def pct(x: float) -> str:
-        return f"{100 * x:.1f}%"
-
     def says(r: pd.Series) -> str:
-        if r["reads_as"] == "upper limit":
-            return f"at most {pct(r['rate_max'])} a year"
-        if r["reads_as"] == "lower limit":
-            return f"at least {pct(r['rate_min'])} a year"
+        if (limit := _limit_words(r)) is not None:
+            return f"{limit}% a year"
         if r["reads_as"] == "no information":
             return "no rate (lower bounds at both ends)"
-        low, high = pct(r["rate_min"]), pct(r["rate_max"])
+        low, high = f"{100 * r['rate_min']:.1f}%", f"{100 * r['rate_max']:.1f}%"
         return f"{low} a year" if low == high else f"{low} to {high} a year"
 
     return "; ".join(
-        f"{r.get('start_when', r['start_year'])} to {r.get('end_when', r['end_year'])}, "
+        f"{r['start_when']} to {r['end_when']}, "
         + ("" if r["shortest_years"] == r["longest_years"] else "at least ")
         + f"{_down(r['shortest_years']):.1f} years apart, {says(r)}"
         for _, r in pairs.iterrows()
@@ -213,19 +212,16 @@ def pairs_table(rates: pd.DataFrame, min_span: int) -> pd.DataFrame:
     whether the pair counts at `min_span` years."""
 
     def count(n: int, bound: str) -> str:
-        word = {"lower": "more than ", "approximate": "about "}.get(str(bound), "")
-        return f"{word}{n:,}"
+        word = QUALIFIERS.get(str(bound))
+        return f"{word} {n:,}" if word else f"{n:,}"
 
     def between(lo: float, hi: float, fmt: str) -> str:
         a, b = format(lo, fmt), format(hi, fmt)
         return a if a == b else f"{a}\u2013{b}"
 
     def says(r: pd.Series) -> str:
-        return {
-            "upper limit": f"at most {100 * r['rate_max']:.1f}",
-            "lower limit": f"at least {100 * r['rate_min']:.1f}",
-            "no information": "nothing",
-        }.get(str(r["reads_as"]), "an estimate")
+        limit = _limit_words(r)
+        return limit or ("nothing" if r["reads_as"] == "no information" else "an estimate")
 
     rows = [r for _, r in rates.iterrows()]
     return pd.DataFrame(
@@ -246,6 +242,17 @@ def pairs_table(rates: pd.DataFrame, min_span: int) -> pd.DataFrame:
             "counts_at_min": ["yes" if r["shortest_years"] >= min_span else "no" for r in rows],
         }
     )
+
+
+def _limit_words(r: pd.Series) -> str | None:
+    """A `growth_range` row that is a limit, in words, in percent a year over the span
+    that makes it widest ("at most 2.9", "at least 1.9"); None for an estimate or
+    for nothing."""
+    if r["reads_as"] == "upper limit":
+        return f"at most {100 * r['rate_max']:.1f}"
+    if r["reads_as"] == "lower limit":
+        return f"at least {100 * r['rate_min']:.1f}"
+    return None
 
 
 def _down(years: float) -> float:

@@ -708,11 +708,7 @@ def elections_figure(lower, senate, both, other_2023, systems, target):
         ax.scatter(x, y, marker=marker, color=c[0], zorder=3, label=label)
     # when each composition held: after a renewal, or from a change of its seats made
     # without an election (`in_force_from`), drawn open
-    changed = (
-        (senate["in_force_from"].fillna("").astype(str) != "").to_numpy()
-        if "in_force_from" in senate.columns
-        else senate.index.isin([])
-    )
+    changed = (senate["in_force_from"] != "").to_numpy()  # (`pick_elections` fills it)
     for rows, face, label in (
         (senate[~changed], c[1], "Senate (whole chamber, after a renewal)"),
         (senate[changed], "white", "Senate (seats changed without an election)"),

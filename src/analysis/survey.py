@@ -97,9 +97,11 @@ def with_intervals(
     cnt: list = []  # ints and pd.NA
     note: list[str] = []
     sampling_of = sv["sampling_class"].to_dict()
-    for r in out.to_dict("records"):  # (plain dicts: iterrows builds a Series a row)
+    share = is_share(results, no_interval_questions).to_list()
+    # (plain dicts: iterrows builds a Series a row)
+    for r, one in zip(out.to_dict("records"), share, strict=True):
         sampling = sampling_of[r["survey_id"]]
-        if any(str(r["question_id"]).startswith(q) for q in no_interval_questions):
+        if not one:
             why = "not a share of respondents (an index or a mean)"
         elif sampling != INTERVAL_SAMPLING:
             why = f"sampling: {sampling}" + (
