@@ -146,6 +146,12 @@ def test_foreign_key(raw_copy):
     assert e.column == "index_id" and "civic_space_indices.index_id" in e.rule
 
 
+def test_a_claim_names_a_recorded_event(raw_copy):
+    edit(raw_copy, "claims.csv", ",E25\n", ",E99\n")
+    e = bad(raw_copy, "claims")
+    assert e.column == "event_id" and "policy_events.event_id" in e.rule
+
+
 def test_checksum_mismatch(raw_copy):
     edit(raw_copy, "population.csv", "1993,17274487", "1993,17274488", rehash=False)
     e = bad(raw_copy, "population")

@@ -667,6 +667,43 @@ def test_a_fold_across_two_series_is_not_compared():
     assert fold["data_source_ids"] == ["s21", "s94"]
 
 
+def test_a_claimed_year_is_compared_with_the_event_it_names():
+    """check 'event_year': the claim's event_id names the recorded event whose year
+    it states; another year contradicts it, and an event not recorded settles nothing."""
+    claims = pd.DataFrame(  # fixture rows
+        {
+            "claim_id": ["C1", "C2", "C3"],
+            "article_source_id": ["art"] * 3,
+            "quantity": ["founding year", "year of the law", "year of the forum"],
+            "claimed_value": [2013, 2019, 2020],
+            "unit": ["year"] * 3,
+            "tolerance": [0, 0, 0],
+            "refers_to": ["2013", "2019", "2020"],
+            "check": ["event_year"] * 3,
+            "event_id": ["E01", "E02", "E09"],
+        }
+    )
+    events = pd.DataFrame(  # fixture rows
+        {
+            "event_id": ["E01", "E02"],
+            "date": ["2013", "2020-05-25"],
+            "year": [2013, 2020],
+            "event": ["Platform set up", "Law signed"],
+            "source_ids": ["s1", "s2;s3"],
+        }
+    )
+    empty = pd.DataFrame()
+    out = C.check_all(claims, counts=empty, funding=empty, annual=empty, picked=empty,
+                      events=events, annual_series="x", survey_note="")  # fmt: skip
+    out = out.set_index("claim_id")
+    assert out.loc["C1", "verdict"] == C.CONSISTENT and "(E01, 2013)" in out.loc["C1", "reason"]
+    assert out.loc["C1", "data_source_ids"] == ["s1"]
+    assert out.loc["C2", "verdict"] == C.INCONSISTENT and out.loc["C2", "difference"] == -1
+    assert out.loc["C2", "data_source_ids"] == ["s2", "s3"]
+    assert out.loc["C3", "verdict"] == C.CANNOT
+    assert "E09 is not in the data" in out.loc["C3", "reason"]
+
+
 def test_verdict_logic():
     same = C.Candidate(10.4, "same", "lower chamber 1999")
     both = C.Candidate(11.21, "definition", "both chambers 1999")

@@ -493,6 +493,26 @@ def civic_forum_candidates(events: pd.DataFrame) -> list[Candidate]:
     ]
 
 
+def event_year_candidates(claim: pd.Series, events: pd.DataFrame) -> list[Candidate]:
+    """The year of the recorded policy event the claim dates (its `event_id`).
+
+    >>> ev = pd.DataFrame({"event_id": ["E25"], "date": ["2013"], "year": [2013],
+    ...                    "event": ["Platform set up"], "source_ids": ["s1"]})
+    >>> [(c.value, c.what) for c in event_year_candidates(pd.Series({"event_id": "E25"}), ev)]
+    [(2013.0, 'Platform set up (E25, 2013)')]
+    """
+    hit = events[events["event_id"] == claim.get("event_id")]
+    return [
+        Candidate(
+            float(e["year"]),
+            "same",
+            f"{e['event']} ({e['event_id']}, {e['date']})",
+            sources=_ids(e["source_ids"]),
+        )
+        for _, e in hit.iterrows()
+    ]
+
+
 def index_fall_reason(
     claim: pd.Series, index: pd.DataFrame, rules: pd.DataFrame | None = None
 ) -> str:
@@ -575,11 +595,14 @@ CHECKS = (
     "target_level",
     "index_fall_year",
     "civic_forum_year",
+    "event_year",
     "survey_internal",
     "participation",
     "reasoned",
     "none",
 )
+EVENT_CHECKS = ("civic_forum_year", "event_year")
+"""The checks that compare a claimed year with a recorded policy event's."""
 
 
 def check_all(
@@ -655,6 +678,9 @@ def check_all(
         elif how == "civic_forum_year":
             cands = civic_forum_candidates(events)
             reason_if_none = "the policy events in the data record no Civic Forum"
+        elif how == "event_year":
+            cands = event_year_candidates(c, events)
+            reason_if_none = f"the policy event {c.get('event_id')} is not in the data"
         elif how == "survey_internal":
             reason_if_none = survey_note
         elif how == "participation" and survey_results is not None:
@@ -719,6 +745,7 @@ RAW_FILES = {
     "target_level": ["policy_events.csv"],
     "index_fall_year": ["civic_space_scores.csv", "policy_events.csv"],
     "civic_forum_year": ["policy_events.csv"],
+    "event_year": ["policy_events.csv"],
     "parliament_share": ["women_parliament_annual.csv", "women_parliament_elections.csv"],
     "survey_internal": ["survey_results.csv"],
     "participation": ["survey_results.csv"],
