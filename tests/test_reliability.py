@@ -197,13 +197,14 @@ def test_runs_outside_make_write_nothing_the_build_reads(built: Path):
 
 @pytest.mark.notebook
 def test_papermill_parameters(built: Path):
+    # (any stage would do: the one that imports least and draws no figure)
     out = built / "scratch" / "pm.ipynb"
     out.parent.mkdir(exist_ok=True)
     try:
         r = run(
             [
                 str(VENV_BIN / "papermill"),
-                "notebooks/04_survey.ipynb",
+                "notebooks/05_claims.ipynb",
                 str(out),
                 "-p",
                 "focus_country",
@@ -218,7 +219,7 @@ def test_papermill_parameters(built: Path):
         r = run(
             [
                 str(VENV_BIN / "papermill"),
-                "notebooks/04_survey.ipynb",
+                "notebooks/05_claims.ipynb",
                 str(out),
                 "-p",
                 "params_file",
@@ -228,7 +229,7 @@ def test_papermill_parameters(built: Path):
             cwd=built,
         )
         assert r.returncode == 0, r.stderr
-        assert (built / "scratch/outputs/results/04_survey.json").exists()
+        assert (built / "scratch/outputs/results/05_claims.json").exists()
     finally:
         shutil.rmtree(built / "scratch", ignore_errors=True)
 

@@ -97,6 +97,30 @@ def test_mypy_passes_on_the_typed_package():
     assert "Success: no issues found" in r.stdout
 
 
+def test_mypy_skips_only_libraries_the_project_never_imports():
+    """The overrides with follow_imports = "skip" (pyproject.toml) name libraries that
+    src/ reaches only through others: an import of one in src/ would go unchecked."""
+    import ast
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    skipped = {
+        m.removesuffix(".*")
+        for o in cfg["overrides"]
+        if o.get("follow_imports") == "skip"
+        for m in o["module"]
+    }
+    assert "scipy" in skipped
+    imported = set()
+    for f in (ROOT / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    assert {"pandas", "matplotlib", "IPython"} <= imported  # (the walk finds imports)
+    assert not imported & skipped, sorted(imported & skipped)
+
+
 # ---------------------------------------------------------------- hooks and git filter
 def test_pre_commit_hooks_are_local_and_pass_on_the_committed_tree(tmp_path: Path):
     cfg = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
