@@ -106,6 +106,11 @@ def test_a_figure_is_dated_to_its_month_only_where_it_gives_one_date():
     for undated in ("2024", "2024 (Sep-Dec, approx.)", "2024-04 (active); 2024-09-17 (reg.)"):
         assert ngo.date_window(undated, 2024) == (2024 * 12, 2024 * 12 + 11), undated
     assert ngo.date_window(None, 2024) == (2024 * 12, 2024 * 12 + 11)
+    # one date per status: each row is dated by its own status's date (referee round 5)
+    both = "2020-04 (active); 2020-09-17 (registered)"
+    assert ngo.date_window(both, 2020, status="registered") == (2020 * 12 + 8,) * 2
+    assert ngo.date_window(both, 2020, status="active") == (2020 * 12 + 3,) * 2
+    assert ngo.date_window(both, 2020, status="liquidated") == (2020 * 12, 2020 * 12 + 11)
     # a year that is itself inferred (an undated source): that year or either neighbour,
     # whatever the as_of text says, and "about" in words
     circa = "c. 2024 (article undated; refers to 2024 MCI project)"
@@ -758,7 +763,7 @@ def test_a_claimed_year_is_placed_among_the_index_falls():
     )
     claim = pd.Series({"claimed_value": "2001"})
     why = C.index_fall_reason(claim, index)
-    assert "of the 3 falls" in why
+    assert "of the 3 falls of the V-Dem core civil society index printed to two decimals" in why
     # to the two decimals the paper prints, not ranked below the largest
     assert "fell by 0.01 in 2001 and fell by 0.19 in 2002 (its largest fall)" in why
     why = C.index_fall_reason(pd.Series({"claimed_value": "2003"}), index)
@@ -766,6 +771,7 @@ def test_a_claimed_year_is_placed_among_the_index_falls():
     # a fall that does not show at two decimals is named as such
     why = C.index_fall_reason(claim, index.assign(value=[0.6, 0.598, 0.4, 0.45, 0.43]))
     assert "fell by less than 0.01 in 2001" in why
+    assert "of the 2 falls" in why  # (0.60 to 0.60 printed: not counted among them)
 
 
 def test_a_reference_year_without_exact_counts_names_the_key():

@@ -87,7 +87,8 @@ def one_per_year(counts: pd.DataFrame, series: str, status: str) -> pd.DataFrame
     as_of = sub["as_of"] if "as_of" in sub.columns else none
     certain = sub["year_certain"] if "year_certain" in sub.columns else true
     windows = [
-        date_window(a, int(y), bool(c)) for a, y, c in zip(as_of, sub["year"], certain, strict=True)
+        date_window(a, int(y), bool(c), status)
+        for a, y, c in zip(as_of, sub["year"], certain, strict=True)
     ]
     sub["first_month"] = [w[0] for w in windows]
     sub["last_month"] = [w[1] for w in windows]
@@ -270,22 +271,27 @@ def _annual(start: float, end: float, years: float) -> float:
     return (float(end) / float(start)) ** (1 / years) - 1
 
 
-def date_window(as_of: object, year: int, year_certain: bool = True) -> tuple[int, int]:
+def date_window(
+    as_of: object, year: int, year_certain: bool = True, status: str | None = None
+) -> tuple[int, int]:
     """The first and last month (counted as year * 12 + month - 1) that a figure
     of `year` can describe: any month from the year before to the year after where
     its year is inferred (`year_certain` false: an undated source); else its month
     where `as_of` gives one date to the month or day ("2017-11-21", "2023-04
-    (...)"); else any month of `year` (only a year, part of a year, or more than
-    one date).
+    (...)"), or one date per status and `status` names one of them ("2020-04
+    (active); 2020-09-17 (registered)"); else any month of `year` (only a year,
+    part of a year, or more than one date).
 
     >>> date_window("2017-11-21", 2017), date_window("2016 (Sep-Dec)", 2016)
     ((24214, 24214), (24192, 24203))
     >>> date_window("c. 2024 (article undated)", 2024, year_certain=False)
     (24276, 24311)
+    >>> date_window("2020-04 (active); 2020-09-17 (registered)", 2020, status="registered")
+    (24248, 24248)
     """
     if not year_certain:
         return (year - 1) * 12, (year + 1) * 12 + 11
-    month = _month(as_of)
+    month = _month(as_of, status)
     if month is not None:
         return month, month
     return year * 12, year * 12 + 11
@@ -295,13 +301,25 @@ def _window(row: pd.Series) -> tuple[int, int]:
     """A `one_per_year` row's window (its `first_month`/`last_month`), or `date_window`."""
     if pd.notna(row.get("first_month")) and pd.notna(row.get("last_month")):
         return int(row["first_month"]), int(row["last_month"])
-    return date_window(row.get("as_of"), int(row["year"]), bool(row.get("year_certain", True)))
+    return date_window(
+        row.get("as_of"), int(row["year"]), bool(row.get("year_certain", True)), row.get("status")
+    )
 
 
-def _month(as_of: object) -> int | None:
+_DATE = r"(\d{4})-(\d{2})(?:-\d{2})?"
+
+
+def _month(as_of: object, status: str | None = None) -> int | None:
     if not isinstance(as_of, str):
         return None
-    m = re.fullmatch(r"(\d{4})-(\d{2})(?:-\d{2})?(?: \(([^()]*)\))?", as_of.strip())
+    parts = [p.strip() for p in as_of.split(";")]
+    if len(parts) > 1:  # one date per status: the one labelled with this row's status
+        for p in parts:
+            m = re.fullmatch(_DATE + r" \(([a-z]+)\)", p)
+            if m is not None and status is not None and m.group(3) == status:
+                return int(m.group(1)) * 12 + int(m.group(2)) - 1
+        return None
+    m = re.fullmatch(_DATE + r"(?: \(([^()]*)\))?", as_of.strip())
     if m is None or (m.group(3) and re.search(r"\d{4}-\d{2}", m.group(3))):
         return None
     return int(m.group(1)) * 12 + int(m.group(2)) - 1
