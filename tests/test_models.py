@@ -111,6 +111,13 @@ def test_a_figure_is_dated_to_its_month_only_where_it_gives_one_date():
     assert ngo.date_window(both, 2020, status="registered") == (2020 * 12 + 8,) * 2
     assert ngo.date_window(both, 2020, status="active") == (2020 * 12 + 3,) * 2
     assert ngo.date_window(both, 2020, status="liquidated") == (2020 * 12, 2020 * 12 + 11)
+    # an inferred year bounded from below by its source (the minister quoted took office then)
+    undated = "2016 (Sep-Dec, approx.; article undated)"
+    assert ngo.date_window(undated, 2016, False, not_before="2016-09") == (
+        2016 * 12 + 8,
+        2017 * 12 + 11,
+    )
+    assert ngo.date_window(undated, 2016, False, not_before=float("nan"))[0] == 2015 * 12
     # a year that is itself inferred (an undated source): that year or either neighbour,
     # whatever the as_of text says, and "about" in words
     circa = "c. 2024 (article undated; refers to 2024 MCI project)"

@@ -86,9 +86,10 @@ def one_per_year(counts: pd.DataFrame, series: str, status: str) -> pd.DataFrame
     none, true = pd.Series(None, index=sub.index), pd.Series(True, index=sub.index)
     as_of = sub["as_of"] if "as_of" in sub.columns else none
     certain = sub["year_certain"] if "year_certain" in sub.columns else true
+    after = sub["not_before"] if "not_before" in sub.columns else none
     windows = [
-        date_window(a, int(y), bool(c), status)
-        for a, y, c in zip(as_of, sub["year"], certain, strict=True)
+        date_window(a, int(y), bool(c), status, nb)
+        for a, y, c, nb in zip(as_of, sub["year"], certain, after, strict=True)
     ]
     sub["first_month"] = [w[0] for w in windows]
     sub["last_month"] = [w[1] for w in windows]
@@ -272,7 +273,11 @@ def _annual(start: float, end: float, years: float) -> float:
 
 
 def date_window(
-    as_of: object, year: int, year_certain: bool = True, status: str | None = None
+    as_of: object,
+    year: int,
+    year_certain: bool = True,
+    status: str | None = None,
+    not_before: object = None,
 ) -> tuple[int, int]:
     """The first and last month (counted as year * 12 + month - 1) that a figure
     of `year` can describe: any month from the year before to the year after where
@@ -280,7 +285,8 @@ def date_window(
     where `as_of` gives one date to the month or day ("2017-11-21", "2023-04
     (...)"), or one date per status and `status` names one of them ("2020-04
     (active); 2020-09-17 (registered)"); else any month of `year` (only a year,
-    part of a year, or more than one date).
+    part of a year, or more than one date). A `not_before` month ("2016-09": the
+    source bounds an inferred date from below) moves the window's start to it.
 
     >>> date_window("2017-11-21", 2017), date_window("2016 (Sep-Dec)", 2016)
     ((24214, 24214), (24192, 24203))
@@ -288,13 +294,16 @@ def date_window(
     (24276, 24311)
     >>> date_window("2020-04 (active); 2020-09-17 (registered)", 2020, status="registered")
     (24248, 24248)
+    >>> date_window("2016 (undated)", 2016, year_certain=False, not_before="2016-09")
+    (24200, 24215)
     """
     if not year_certain:
-        return (year - 1) * 12, (year + 1) * 12 + 11
-    month = _month(as_of, status)
-    if month is not None:
-        return month, month
-    return year * 12, year * 12 + 11
+        first, last = (year - 1) * 12, (year + 1) * 12 + 11
+    else:
+        month = _month(as_of, status)
+        first, last = (month, month) if month is not None else (year * 12, year * 12 + 11)
+    bound = _month(not_before)
+    return (max(first, bound), last) if bound is not None and bound <= last else (first, last)
 
 
 def _window(row: pd.Series) -> tuple[int, int]:
@@ -302,7 +311,11 @@ def _window(row: pd.Series) -> tuple[int, int]:
     if pd.notna(row.get("first_month")) and pd.notna(row.get("last_month")):
         return int(row["first_month"]), int(row["last_month"])
     return date_window(
-        row.get("as_of"), int(row["year"]), bool(row.get("year_certain", True)), row.get("status")
+        row.get("as_of"),
+        int(row["year"]),
+        bool(row.get("year_certain", True)),
+        row.get("status"),
+        row.get("not_before"),
     )
 
 
