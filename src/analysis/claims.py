@@ -549,12 +549,11 @@ def index_fall_reason(
         )
     else:
         recorded = f"the policy events in the data record no rule on NGOs or assemblies for {y}"
-    # the falls that show when the index is printed to two decimals, as the paper prints it
-    printed = s.map(lambda x: to_decimals(x, 2))
-    shown = int((printed.diff().dropna() < 0).sum())
+    # falls of at least 0.01 in the stored values (the third decimal is not read as a change)
+    shown = int((falls <= -0.01 + 1e-9).sum())
     return (
         f"{recorded}; of the "
-        f"{shown} falls of the V-Dem core civil society index printed to two decimals, from "
+        f"{shown} falls of 0.01 or more of the V-Dem core civil society index, from "
         f"{int(d.index.min())} to "
         f"{int(d.index.max())}, it {change(y)} and {change(y + 1).removeprefix('has ')}{largest}; "
         "an annual expert index can show when civic space changed, not which law changed it"
