@@ -86,7 +86,7 @@ def both_chambers_other_counts(elections: pd.DataFrame, picked: pd.DataFrame) ->
         s, _ = _senate_at(picked, end_date(m["date"].strftime("%Y-%m")))
         if s is None:
             continue
-        both = 100 * (m["women_seats"] + s["women_seats"]) / (m["total_seats"] + s["total_seats"])
+        both = _combined_pct(m, s)
         others = []  # (lower-chamber row, Senate row, the other row, how)
         for row, chamber in ((m, "lower chamber"), (s, "Senate")):
             same = (every[key] == row[key]).all(axis=1) & (every["source_id"] != row["source_id"])
@@ -107,16 +107,11 @@ def both_chambers_other_counts(elections: pd.DataFrame, picked: pd.DataFrame) ->
                 before_it = "the Senate before the one renewed in the election's month"
                 others.append((m, b, b, before_it))
         for lw, ls, r, how in others:
-            other = (
-                100
-                * (lw["women_seats"] + ls["women_seats"])
-                / (lw["total_seats"] + ls["total_seats"])
-            )
             rows.append(
                 {
                     "year": int(m["year"]),
                     "both_pct": both,
-                    "other_pct": other,
+                    "other_pct": _combined_pct(lw, ls),
                     "how": f"{how}, {r['women_seats']}/{r['total_seats']}",
                     "chamber": r["chamber"],
                     "election_date": r["election_date"],
@@ -125,6 +120,12 @@ def both_chambers_other_counts(elections: pd.DataFrame, picked: pd.DataFrame) ->
             )
     cols = ["year", "both_pct", "other_pct", "how", "chamber", "election_date", "source_id"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _combined_pct(lower: pd.Series, senate: pd.Series) -> float:
+    """Women's share of both chambers (percent) from a lower-chamber and a Senate row."""
+    women = lower["women_seats"] + senate["women_seats"]
+    return float(100 * women / (lower["total_seats"] + senate["total_seats"]))
 
 
 def _senate_at(picked: pd.DataFrame, when: dt.date) -> tuple[pd.Series | None, str]:
@@ -170,9 +171,7 @@ def both_chambers(picked: pd.DataFrame) -> pd.DataFrame:
             row.update(
                 senate_women=s["women_seats"],
                 senate_seats=s["total_seats"],
-                both_pct=100
-                * (m["women_seats"] + s["women_seats"])
-                / (m["total_seats"] + s["total_seats"]),
+                both_pct=_combined_pct(m, s),
             )
         row["senate_note"] = note
         rows.append(row)

@@ -27,6 +27,7 @@ from analysis.io import write_atomic, write_if_changed  # noqa: E402
 # Marker per bound: a lower bound is drawn as an upward triangle ("at least").
 BOUND_MARKERS = {"point": "o", "approximate": "s", "lower": "^"}
 BOUND_LABELS = {"point": "as stated", "approximate": "approximate", "lower": "lower bound"}
+PALE_ALPHA = 0.35  # the fill of a count whose status its source does not state
 
 
 def apply_theme(params: dict) -> None:
@@ -474,7 +475,7 @@ def ngo_counts_figure(counts):
     fig, ax = new(4.8)
     colours = dict(zip(SERIES_LABELS, palette(4), strict=True))
     ok = counts[counts["quality"] == "ok"]
-    pale = {s: to_rgba(c, 0.35) for s, c in colours.items()}  # status not stated
+    pale = {s: to_rgba(c, PALE_ALPHA) for s, c in colours.items()}  # status not stated
     for (series, status), grp in ok.groupby(["series", "status"], sort=True):
         c = colours[series]
         for bound, g in grp.groupby("bound"):
@@ -534,7 +535,7 @@ def ngo_counts_figure(counts):
                 color="grey",
                 marker="o",
                 ls="",
-                markerfacecolor=to_rgba("grey", 0.35),
+                markerfacecolor=to_rgba("grey", PALE_ALPHA),
                 label="pale: status not stated",
             )
         )
