@@ -3,10 +3,13 @@ made for the tests, never real data; real data lives in data/raw/ only."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,14 +104,26 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 def run_module(
-    *args: str, root: Path | None = None, env: dict[str, str] | None = None
+    *args: str, root: Path | None = None, env: dict[str, str] | None = None, step: bool = False
 ) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS...` (`step`: as `run_step`) in this checkout, with the
+    project root `root`."""
     env = {**os.environ, **(env or {})}
     if root is not None:
         env["KZ_COMPENDIUM_ROOT"] = str(root)
+    how = [str(ROOT / "src" / "pipeline" / "step.py")] if step else ["-m"]
     return subprocess.run(
-        [PY, "-m", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+        [PY, *how, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
     )
+
+
+def run_step(
+    *args: str, root: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`python src/pipeline/step.py MODULE ARGS...`: a step as the Makefile runs it
+    (`python -m MODULE ARGS...` forked by the warm server; the normal way while none
+    is ready)."""
+    return run_module(*args, root=root, env=env, step=True)
 
 
 def make(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -125,49 +140,103 @@ def make(root: Path, *args: str, env: dict[str, str] | None = None) -> subproces
     )
 
 
-@pytest.fixture(scope="session")
-def built(tmp_path_factory, pytestconfig) -> Path:
-    """One full `make report` in a scratch copy, shared by the pipeline and paper tests.
-    Tests that change it restore what they changed.
+# the run's one full build is made without the warm server (every step and kernel
+# started the normal way): tests/test_verify.py re-executes a copy of it with the
+# warm server and compares every delivered file byte for byte
+BUILT_ONCE_ENV = {"KZ_FORK_KERNELS": "0"}
+_started: list[subprocess.Popen] = []  # the shared build, if this process started it
 
-    Built once per run: every test using it runs on one xdist worker (its group),
-    and a second build in the same run fails here (xdist's grouping silently broke
-    with pytest 9.2: pytest-dev/pytest-xdist#1386)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    grouped = worker is not None and pytestconfig.getoption("dist", None) == "loadgroup"
-    if grouped:  # the workers of one run share the parent of their basetemp
-        mark = tmp_path_factory.getbasetemp().parent / "built-by"
+
+def start_built_once(config: pytest.Config) -> Path:
+    """Start the run's one full `make report` in the background, in a scratch copy with
+    the fixture parameters, unless a process of this run has started it; return its
+    folder (project/, and the build's log and exit status once it has ended).
+
+    It is started as soon as the tests are collected (pytest_collection_finish), so
+    that it builds while the first tests run. Every xdist worker of a run shares the
+    parent of its basetemp; a lock there lets one of them start it."""
+    base = config._tmp_path_factory.getbasetemp()  # (what the tmp_path_factory fixture gives)
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / "built-once"
+    with open(shared / "built-once.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # (released on close)
+        if folder.exists():
+            return folder
         try:
-            with mark.open("x") as f:
-                f.write(worker)
-        except FileExistsError:
-            pytest.fail(
-                f"the shared build was made twice ({mark.read_text()} and {worker}): "
-                "the xdist group 'built' did not keep its tests on one worker"
+            root = copy_project(folder / "project")
+        except Exception as e:  # noqa: BLE001 - said by every test that needs it
+            (folder / "log").write_text(f"the scratch copy failed: {e!r}")
+            (folder / "status").write_text("1")
+            return folder
+        env = {**os.environ, **BUILT_ONCE_ENV, "KZ_COMPENDIUM_ROOT": str(root)}
+        env.pop("MAKEFLAGS", None)
+        script = "make --no-print-directory report >../log 2>&1; echo $? >../status.tmp"
+        _started.append(
+            subprocess.Popen(
+                ["sh", "-c", script + " && mv ../status.tmp ../status"],
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # (stopped as a group if the run is interrupted)
             )
-    root = copy_project(tmp_path_factory.mktemp("scratch") / "project")
-    r = make(root, "report")
-    assert r.returncode == 0, r.stdout + r.stderr
+        )
+    return folder
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any("built_once" in getattr(i, "fixturenames", ()) for i in session.items):
+        start_built_once(session.config)
+
+
+@pytest.fixture(scope="session")
+def built_once(pytestconfig: pytest.Config) -> Path:
+    """The run's one full build (start_built_once), once it has ended; a failed build
+    fails every test that needs it, with its output. Tests never change it: they get
+    copies (`built`)."""
+    folder = start_built_once(pytestconfig)
+    status, deadline = folder / "status", time.monotonic() + 1200
+    while not status.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the run's shared build did not end within 20 minutes: {folder}")
+        time.sleep(0.05)
+    if status.read_text().strip() != "0":
+        pytest.fail(f"the run's shared build failed:\n{(folder / 'log').read_text()}")
+    return folder / "project"
+
+
+@pytest.fixture
+def built(built_once: Path, tmp_path: Path) -> Path:
+    """A built project of the test's own: a copy of the run's one build, every date
+    kept, so make finds it up to date (a copied checkout is its own root). A test
+    may change it as it likes."""
+    root = tmp_path / "built-project"
+    shutil.copytree(built_once, root, symlinks=True)
     return root
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """At the end of the run (in the main process, not a worker), ask the warm
-    server that the tests' builds used to exit: nothing outlives the test run."""
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The shared build, if this process started it: waited for (another worker may
+    still need it), or stopped if the run was interrupted. At the end of the run (in
+    the main process, not a worker), ask the warm server that the tests' builds used
+    to exit: nothing outlives the test run."""
+    for p in _started:
+        if exitstatus == pytest.ExitCode.INTERRUPTED and p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+        p.wait()
     if not hasattr(session.config, "workerinput"):
         from pipeline import kernels
 
         kernels.stop()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` runs the tests on every core (pytest-xdist, --dist loadgroup).
-    Tests sharing a built scratch project run on one worker, so that it is built
-    once and never changed by two tests at the same time."""
-    for item in items:
-        names = getattr(item, "fixturenames", ())
-        if "built" in names:
-            item.add_marker(pytest.mark.xdist_group("built"))
-        elif "scratch" in names:
-            item.add_marker(pytest.mark.xdist_group(f"scratch-{item.module.__name__}"))
+    """`make test` runs the tests on every core (pytest-xdist hands each worker the
+    next test as it finishes one): the tests marked slow go first, those that need
+    no build before those that wait for the shared one (start_built_once), so
+    that short tests fill the end of the run."""
+    items.sort(
+        key=lambda i: (
+            i.get_closest_marker("slow") is None,
+            "built_once" in getattr(i, "fixturenames", ()),
+        )
+    )

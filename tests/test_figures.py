@@ -123,6 +123,7 @@ print(plots.figure_key(fixture_figure()))
 """
 
 
+@pytest.mark.slow
 def test_a_figures_cache_key_is_the_same_in_every_process_and_follows_what_it_draws(build):
     import subprocess
     import sys

@@ -115,6 +115,7 @@ def run(src: Path, out: Path, forked: bool, value: str) -> tuple[dict, object]:
     return json.loads(text), process
 
 
+@pytest.mark.slow
 def test_forked_kernels_are_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("KZ_FORK_KERNELS", raising=False)
     monkeypatch.setenv("KZ_TEST_MARK", "from the runner")
@@ -478,6 +479,7 @@ def test_the_server_survives_a_bad_request_and_refuses_other_users(
     assert "GOT" not in out  # it was told nothing
 
 
+@pytest.mark.slow
 def test_a_step_keeps_its_status_when_the_server_dies(tmp_path: Path):
     """The exit status also travels through the step's own status pipe: a server
     killed mid-step does not turn a successful step into a failed one.
@@ -660,6 +662,7 @@ def test_a_named_server_is_one_of_its_own():
     assert client.address(env) == client.address()  # the caller's own environment
 
 
+@pytest.mark.slow
 def test_the_server_stays_and_gives_kernels_what_their_imports_set(tmp_path: Path):
     """The server's own environment stays its starter's (a preload that set a variable
     made its periodic address check see a change: it exited and restarted every 2 s),
@@ -754,6 +757,7 @@ def test_the_matplotlibrc_a_caller_would_read_is_part_of_the_address(tmp_path: P
     assert client.address(cases["none"][0], str(cases["none"][1])) != before
 
 
+@pytest.mark.slow
 def test_a_forked_step_reads_the_matplotlibrc_of_its_folder(tmp_path: Path):
     """A matplotlibrc in the folder a step (or kernel) starts in is read by the
     server that forks it (it imports there), as `python -m` there reads it."""

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis import paths
-from conftest import edit, run_module
+from conftest import edit, run_step
 from pipeline import fingerprint
 from pipeline.run import strip_volatile
 
@@ -21,8 +21,8 @@ NOTEBOOKS = fingerprint.stages()
 
 
 def run_data_stage(project: Path, params: Path, out: Path):
-    """The data stage through the runner, in a scratch project."""
-    return run_module(
+    """The data stage through the runner, in a scratch project, as make runs it."""
+    return run_step(
         "pipeline.run",
         str(project / "notebooks/01_data.ipynb"),
         "--params",
@@ -75,6 +75,7 @@ def test_strip_volatile_removes_timings():
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_data_stage_through_the_runner(project_copy: Path, tmp_path: Path):
     out = tmp_path / "01_data.ipynb"
     params = project_copy / "params.yaml"
@@ -128,7 +129,7 @@ def test_failing_cell_is_reported_and_leaves_no_output(project_copy: Path, tmp_p
     nb.cells.append(nbformat.v4.new_code_cell("ratio = 1 / 0  # fixture: a failing cell"))
     nbformat.write(nb, nb_path)
     out = tmp_path / "out" / "01_data.ipynb"
-    r = run_module("pipeline.run", str(nb_path), "--out", str(out), root=project_copy)
+    r = run_step("pipeline.run", str(nb_path), "--out", str(out), root=project_copy)
     assert r.returncode == 1
     assert "FAILED" in r.stderr and "ZeroDivisionError" in r.stderr
     assert "ratio = 1 / 0" in r.stderr  # the failing cell's source is shown
@@ -148,5 +149,5 @@ def test_bad_params_stop_before_execution(project_copy: Path, tmp_path: Path):
 def test_runner_refuses_a_notebook_without_section(tmp_path: Path):
     nb = tmp_path / "scratch.ipynb"
     shutil.copy(paths.NOTEBOOKS / "01_data.ipynb", nb)
-    r = run_module("pipeline.run", str(nb), "--out", str(tmp_path / "o.ipynb"))
+    r = run_step("pipeline.run", str(nb), "--out", str(tmp_path / "o.ipynb"))
     assert r.returncode == 1 and "no params section" in r.stderr

@@ -144,8 +144,8 @@ def test_a_venv_of_its_own_in_a_path_with_spaces_is_kept(tmp_path: Path):
 
 # ------------------------------------------------------------------ one writer
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_runs_outside_make_write_nothing_the_build_reads(built: Path):
-    assert make(built, "report").returncode == 0  # settle what earlier tests touched
     before = outputs(built)
     other = built / "other.yaml"
     other.write_text(
@@ -196,6 +196,7 @@ def test_runs_outside_make_write_nothing_the_build_reads(built: Path):
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_papermill_parameters(built: Path):
     # (any stage would do: the one that imports least and draws no figure)
     out = built / "scratch" / "pm.ipynb"
@@ -271,7 +272,6 @@ def test_a_notebook_runs_on_the_params_snapshot_make_tracked(built: Path):
 
 @pytest.mark.notebook
 def test_autosave_in_lab_and_copies_change_nothing_make_sees(built: Path):
-    assert make(built, "report").returncode == 0  # whatever an earlier test left to do
     stages = [p.name for p in fingerprint.stages(built / "notebooks")]
     assert "02_ngo.ipynb" in stages
     nb_path = built / "notebooks" / "02_ngo.ipynb"
@@ -594,7 +594,6 @@ def test_ctrl_c_once_the_paper_is_in_place_keeps_it(built: Path, tmp_path: Path)
     and the previous paper had been replaced already, so no report was left. The
     moment is made to last: in a copy of the shared build, the copy's publication
     stops there (its own code) until the test interrupts it."""
-    assert make(built, "report").returncode == 0  # settle what earlier tests touched
     root = tmp_path / "copy"
     shutil.copytree(built, root, symlinks=True)
     publish = root / "src/pipeline/publish.py"

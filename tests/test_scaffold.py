@@ -22,8 +22,9 @@ def ran(out: str) -> list[str]:
 
 
 @pytest.mark.notebook
-def test_make_notebook_scaffolds_a_working_stage(tmp_path: Path):
-    root = copy_project(tmp_path / "project")
+@pytest.mark.slow
+def test_make_notebook_scaffolds_a_working_stage(built: Path):
+    root = built
     before = sorted(p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     before_files = {f: (root / f).read_bytes() for f in ("params.yaml", "src/analysis/schema.py")}
     r = make(root, "notebook", "NAME=fixture_stage")
@@ -35,6 +36,7 @@ def test_make_notebook_scaffolds_a_working_stage(tmp_path: Path):
 
     r = make(root, "report")
     assert r.returncode == 0, r.stdout + r.stderr
+    assert ran(r.stdout) == [stem], r.stdout  # the other stages are up to date
     res = json.loads((root / "reports/results.json").read_text())
     with open(root / "data/raw/ngo_counts.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

@@ -122,6 +122,7 @@ def test_mypy_skips_only_libraries_the_project_never_imports():
 
 
 # ---------------------------------------------------------------- hooks and git filter
+@pytest.mark.slow
 def test_pre_commit_hooks_are_local_and_pass_on_the_committed_tree(tmp_path: Path):
     cfg = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
     assert [r["repo"] for r in cfg["repos"]] == ["local"], "hooks must run offline from .venv"
@@ -203,6 +204,7 @@ def test_lint_covers_notebooks():
 
 # ---------------------------------------------------------------- HTML
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_paper_and_notebook_pages_pass_the_nu_checker_and_axe(built: Path, tmp_path: Path):
     """The paper and every notebook page pass both checkers; in the same run, a page
     with the paper's old faults is rejected by both (the checkers can fail), and a

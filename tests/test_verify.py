@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_project, edit, make, run_module
+from conftest import BUILT_ONCE_ENV, edit, run_module
 from pipeline import verify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,11 +24,6 @@ def run_verify(root: Path, path: Path | None = None) -> subprocess.CompletedProc
     given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = {"PYTHONPATH": os.pathsep.join([str(path), *given])} if path else None
     return run_module("pipeline.verify", root=root, env=env)
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    return copy_project(tmp_path_factory.mktemp("verify") / "project")
 
 
 def test_nothing_delivered_is_named(tmp_path: Path):
@@ -46,58 +41,58 @@ def test_nothing_delivered_is_named(tmp_path: Path):
 
 
 @pytest.mark.notebook
-def test_verify_passes_then_names_every_difference(scratch: Path):
+@pytest.mark.slow
+def test_verify_passes_then_names_every_difference(built: Path):
     """Two re-executions: a PASS on the copy's own build, then a FAIL naming a
     hand-edited delivered paper and results, and exactly the results that depend
     on a changed raw value.
 
-    Also the speed-ups' check: the copy is built without the warm server (every
-    step and kernel started the normal way), the re-execution with one (its own,
-    ready before the first step: every step and kernel forked), and the PASS
-    compares every delivered file byte for byte: the paper, results, figures,
-    executed notebooks and their pages, and provenance.json, which holds the
-    sha256 of every processed table."""
-    r = make(scratch, "report", env={"KZ_FORK_KERNELS": "0"})
-    assert r.returncode == 0, r.stderr
-    assert not (scratch / ".build/kernels.log").exists()  # nothing forked
+    Also the speed-ups' check: the copy is of the run's shared build, made without
+    the warm server (every step and kernel started the normal way: conftest.py), the
+    re-execution with one (its own, ready before the first step: every step and
+    kernel forked), and the PASS compares every delivered file byte for byte: the
+    paper, results, figures, executed notebooks and their pages, and provenance.json,
+    which holds the sha256 of every processed table."""
+    assert BUILT_ONCE_ENV == {"KZ_FORK_KERNELS": "0"}
+    assert not (built / ".build/kernels.log").exists()  # nothing forked
     # the record of this copy's own build (fixture parameters), as `make record` writes it
     # (from the delivered reports: `make record` would build the same a second time)
     code = "from analysis import paths; from pipeline import verify; verify.record(paths.REPORTS)"
-    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(scratch)}
+    env = {**os.environ, "KZ_COMPENDIUM_ROOT": str(built)}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
-    (scratch / "reports/verification.html").unlink(missing_ok=True)
-    before = {p: p.read_bytes() for p in (scratch / "reports").rglob("*") if p.is_file()}
+    (built / "reports/verification.html").unlink(missing_ok=True)
+    before = {p: p.read_bytes() for p in (built / "reports").rglob("*") if p.is_file()}
     # with a PYTHONPATH entry of the reviewer's own (an empty folder), which the
     # re-execution's steps do not get (the Makefile sets theirs)
-    (own := scratch.parent / "reviewers-path").mkdir(exist_ok=True)
-    r = run_verify(scratch, path=own)
+    (own := built.parent / "reviewers-path").mkdir(exist_ok=True)
+    r = run_verify(built, path=own)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "[verify] PASS" in r.stdout
     # the re-execution waited for its own warm server (never the build's): every
     # step and kernel forked by it, and it is stopped at the end
     assert "[verify] re-execution by a warm server of its own: ready in" in r.stdout
-    n = len(list((scratch / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    n = len(list((built / "notebooks").glob("[0-9][0-9]_*.ipynb")))
     assert f"[verify] {n} of {n} notebook kernels forked; its warm server stopped" in r.stdout
-    delivered = verify.compare_delivered(scratch / "reports", scratch / "reports")
+    delivered = verify.compare_delivered(built / "reports", built / "reports")
     assert {"reports/provenance.json", "reports/paper.html"} <= {x.item for x in delivered}
     assert len(delivered) > 30 and "Delivered reports: " in r.stdout
     assert f"Delivered reports: {len(delivered)}/{len(delivered)} ok" in r.stdout
-    page = (scratch / "reports" / "verification.html").read_text()
+    page = (built / "reports" / "verification.html").read_text()
     assert "Verification: PASS" in page and "ngo_registered_ref" in page
-    after = {p: p.read_bytes() for p in (scratch / "reports").rglob("*") if p.is_file()}
-    assert set(after) - set(before) == {scratch / "reports/verification.html"}
+    after = {p: p.read_bytes() for p in (built / "reports").rglob("*") if p.is_file()}
+    assert set(after) - set(before) == {built / "reports/verification.html"}
     assert all(after[p] == b for p, b in before.items())
 
     # a hand-edited delivered paper and results, and a changed raw value
-    paper, res = scratch / "reports/paper.html", scratch / "reports/results.json"
+    paper, res = built / "reports/paper.html", built / "reports/results.json"
     good_paper, good_res = paper.read_bytes(), res.read_bytes()
     paper.write_bytes(good_paper.replace(b"Kazakhstan", b"Kazakstan", 1))
     at = good_res.index(b'"ngo_registered_ref"')  # (other results may hold the same value)
     res.write_bytes(good_res[:at] + good_res[at:].replace(b'"value": 23335', b'"value": 23336', 1))
-    edit(scratch / "data" / "raw", "population.csv", "2023,20330104", "2023,20000000")
+    edit(built / "data" / "raw", "population.csv", "2023,20330104", "2023,20000000")
     try:
-        r = run_verify(scratch)
+        r = run_verify(built)
     finally:
         paper.write_bytes(good_paper)
         res.write_bytes(good_res)
