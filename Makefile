@@ -357,7 +357,9 @@ record: $(ENV)
 .PHONY: test
 # one worker more than cores: the workers wait on their builds' warm servers, on
 # Java, Chromium and subprocesses, and a third keeps both cores busy meanwhile (on the
-# 2-core development machine, medians of 4 interleaved runs: 129 s, against 138 s)
+# 2-core development machine, medians of 4 interleaved runs: 129 s, against 138 s).
+# --dist loadgroup with no groups: each test is handed to the next worker that frees
+# up (a few queued each), in the order tests/conftest.py gives them (slow ones first)
 test: $(ENV) $(BYTECODE) $(if $(NPM),$(NODE_TOOLS))
 	$(PY) -m pytest -n $$(( $(NPROC) + 1 )) --dist loadgroup
 
