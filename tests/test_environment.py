@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import re
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,20 +67,3 @@ def test_project_kernel_runs_this_interpreter():
     spec = KernelSpecManager().get_kernel_spec("kz-civil-society")
     # compare unresolved paths: a venv's python is a symlink to the base interpreter
     assert os.path.abspath(spec.argv[0]) == os.path.abspath(sys.executable)
-
-
-def test_packages_left_out_of_the_lock_are_not_installed():
-    """tools/lock.py leaves some packages out of the lock (LEFT_OUT, with its reasons):
-    the lock has none of them, and so the environment synced from it has none."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lock_tool", ROOT / "tools" / "lock.py")
-    assert spec and spec.loader
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    assert tool.LEFT_OUT
-    lock = {norm(k) for k in lock_pins()}
-    for name in tool.LEFT_OUT:
-        assert norm(name) not in lock, name
-        with pytest.raises(PackageNotFoundError):
-            version(name)

@@ -17,17 +17,6 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# Packages left out of the lock although a dependency's extra asks for them, and why.
-LEFT_OUT = (
-    # jsonschema[format-nongpl] (asked for by jupyter-events) brings it to check the
-    # formats "iri" and "iri-reference", which no schema read here uses; jsonschema
-    # imports it when it is imported, and it then builds about 35 Earley parsers
-    # (lark): ~0.9 CPU-s in every process that imports nbformat (the runner,
-    # papermill, nbconvert, nbstripout, Jupyter). Without it jsonschema registers no
-    # checker for those two formats. (python-jsonschema/jsonschema#1428,
-    # opendatahub-io/notebooks#3532)
-    "rfc3987-syntax",
-)
 
 
 def direct_pins(env_file: Path = ROOT / "environment.yml") -> list[str]:
@@ -56,7 +45,6 @@ def main() -> int:
             "x86_64-unknown-linux-gnu",
             "--no-header",
             "--no-annotate",
-            *(arg for name in LEFT_OUT for arg in ("--no-emit-package", name)),
             "--output-file",
             str(ROOT / "requirements.lock"),
         ]
