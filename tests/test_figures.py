@@ -66,12 +66,19 @@ def test_long_category_labels_are_wrapped_not_cut():
     assert plots.canvas_overflow(fig) == []
 
 
-@pytest.mark.parametrize("percent,level", [(48.1, 0.95), (33.3, 0.9)])
-def test_granularity_labels_follow_the_parameters(percent, level):
-    fig = plots.granularity_figure([81, 100, 1000], [21.0, 19.0, 6.0], 81, percent, level)
-    ylabel = fig.axes[0].get_ylabel()
-    assert f"{level:.0%} Wilson interval" in ylabel and f"{percent:g}%" in ylabel
-    assert "\\n" not in ylabel  # a real line break, not a literal backslash-n
+@pytest.mark.parametrize("percents,every_from", [([48.1, 29.6], 700), ([33.3], None)])
+def test_granularity_figure_follows_the_percentages(percents, every_from):
+    from analysis import survey
+
+    ranges = survey.consistent_share_by_range([3, 700, 800, 999, 1000], 1000)  # (fixture sizes)
+    fig = plots.granularity_figure(ranges, percents, every_from)
+    ax = fig.axes[0]
+    assert all(f"{p:g}%" in ax.get_title() for p in percents)
+    assert "\\n" not in ax.get_ylabel()  # a real line break, not a literal backslash-n
+    assert len(ax.patches) == len(ranges) and ax.get_ylim() == (0, 100)
+    legend = ax.get_legend()
+    marked = [t.get_text() for t in legend.get_texts()] if legend else []
+    assert marked == ([f"every size from n = {every_from}"] if every_from else [])
     assert plots.canvas_overflow(fig) == []
 
 

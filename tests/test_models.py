@@ -220,14 +220,26 @@ def test_wilson_textbook_value():
     assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
 
 
-@pytest.mark.parametrize(("percent", "level"), [(48.1, 0.95), (2.5, 0.9), (50, 0.99), (0, 0.95)])
-def test_wilson_widths_are_wilson_at_each_n(percent: float, level: float):
-    ns = [1, 2, 7, 81, 162, 263, 999, 1000]
-    expected = [
-        100 * (hi - lo)
-        for lo, hi in (survey.wilson(round(percent / 100 * n), n, level) for n in ns)
+def test_consistent_share_by_range_counts_every_size_once():
+    ns = [3, 4, 5, 9, 10]  # (fixture sizes)
+    ranges = survey.consistent_share_by_range(ns, 10, ranges=3)  # widths 4, 4, 2
+    assert ranges[["first", "last", "sizes", "consistent"]].values.tolist() == [
+        [1, 4, 4, 2],
+        [5, 8, 4, 1],
+        [9, 10, 2, 2],
     ]
-    assert survey.wilson_widths(percent, ns, level) == expected  # the same floats
+    assert ranges["percent"].tolist() == [50.0, 25.0, 100.0]
+    assert ranges["sizes"].sum() == 10 and ranges["consistent"].sum() == len(ns)
+
+
+def test_every_size_from():
+    assert survey.every_size_from([3, 4, 5, 9, 10], 10) == 9
+    assert survey.every_size_from([3, 4, 5, 9], 10) is None  # n_max itself does not fit
+    assert survey.every_size_from(list(range(1, 11)), 10) == 1
+    # on the published percentages: every size from it on fits, the one before does not
+    ns = survey.consistent_sample_sizes([48.1, 29.6, 43.2], 1, 1000)
+    first = survey.every_size_from(ns, 1000)
+    assert first is not None and set(range(first, 1001)) <= set(ns) and first - 1 not in ns
 
 
 def test_wilson_intervals_only_where_a_sampling_model_holds():

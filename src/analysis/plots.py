@@ -844,22 +844,25 @@ def caf_figure(caf, labels):
     return fig
 
 
-def granularity_figure(ns, widths, smallest, percent, level):
-    """Interval widths at every sample size consistent with the published percentages.
-
-    ns: `survey.consistent_sample_sizes`; widths: interval widths in points, one
-    per n; smallest, percent, level: annotated. Returns the figure."""
-    fig, ax = new(3.6)
-    ax.plot(ns, widths, marker=".", ls="", color=palette(1)[0])
-    ax.annotate(
-        f"n = {smallest}",
-        (ns[0], widths[0]),
-        textcoords="offset points",
-        xytext=(8, -4),
-        fontsize=8,
-    )
-    ax.set_xlabel("Sample size consistent with all the published percentages")
-    ax.set_ylabel(f"Width of a {level:.0%} Wilson interval\nfor {percent:g}% (percentage points)")
-    ax.set_title("Sensitivity: how wide intervals could be (not the survey's own)", fontsize=10)
+def granularity_figure(ranges, percents, every_from):
+    """The share of sample sizes in each range that reproduce every published
+    percentage (`survey.consistent_share_by_range`): arithmetic on rounding, no
+    sampling model. every_from: `survey.every_size_from`, marked. Returns the figure."""
+    fig, ax = new(3.2)
+    ax.bar(
+        ranges["first"], ranges["percent"], width=ranges["sizes"] * 0.9, align="edge",
+        color=palette(1)[0],
+    )  # fmt: skip
+    if every_from is not None:
+        label = f"every size from n = {every_from}"
+        ax.axvline(every_from, color="0.3", lw=0.8, ls="--", label=label)
+        ax.legend(loc="upper left", frameon=False, fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_xlim(0, ranges["last"].max() + 1)
+    width = int(ranges["sizes"].max())
+    ax.set_xlabel(f"Sample size (ranges of {width})")
+    ax.set_ylabel("Sizes that reproduce all\nthe percentages (%)")
+    shown = ", ".join(f"{p:g}%" for p in percents)
+    ax.set_title(f"Which sample sizes can give {shown}", fontsize=10)
     source_line(fig, ["survey_S01"])
     return fig

@@ -31,18 +31,6 @@ def wilson(count: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def wilson_widths(percent: float, ns: list[int], confidence: float = 0.95) -> list[float]:
-    """Width, in percentage points, of the Wilson interval for `percent` at each sample
-    size in `ns` (whole numbers; the count is Python's `round(percent / 100 * n)`, ties
-    to even): `wilson` for every n, computed at once, with the same floats."""
-    from statsmodels.stats.proportion import proportion_confint
-
-    n = np.array(ns, dtype=int)
-    counts = np.array([round(percent / 100 * x) for x in ns], dtype=int)
-    lo, hi = proportion_confint(counts, n, alpha=1 - confidence, method="wilson")
-    return [100 * (float(h) - float(low)) for low, h in zip(lo, hi, strict=True)]
-
-
 # the one sampling class with a sampling model to compute an interval from: a
 # probability sample whose design its producer publishes. A sample the producer only
 # calls "representative" (quotas, an unpublished design) gets none.
@@ -212,6 +200,36 @@ def round_fraction(x: Fraction, decimals: int, rounding: str = "half_up") -> Fra
     ):
         floor += 1
     return Fraction(floor, scale)
+
+
+def consistent_share_by_range(ns: list[int], n_max: int, ranges: int = 20) -> pd.DataFrame:
+    """Sample sizes 1..n_max in `ranges` equal ranges (the last may be shorter): for
+    each, its first and last size, how many sizes it holds, how many of them are in
+    `ns` (`consistent_sample_sizes`) and their share in percent. Arithmetic on
+    rounding: no sampling model."""
+    width = -(-n_max // ranges)  # (rounded up)
+    found = set(ns)
+    rows = []
+    for lo in range(1, n_max + 1, width):
+        hi = min(lo + width - 1, n_max)
+        k = sum(n in found for n in range(lo, hi + 1))
+        rows.append(
+            {"first": lo, "last": hi, "sizes": hi - lo + 1, "consistent": k,
+             "percent": 100 * k / (hi - lo + 1)}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def every_size_from(ns: list[int], n_max: int) -> int | None:
+    """The smallest n such that every sample size from n to n_max is in `ns`; None
+    when n_max itself is not."""
+    found = set(ns)
+    if n_max not in found:
+        return None
+    n = n_max
+    while n > 1 and n - 1 in found:
+        n -= 1
+    return n
 
 
 def consistent_sample_sizes(
