@@ -89,6 +89,7 @@ def test_frictionless_catches_a_broken_table(tmp_path: Path):
 
 
 # ---------------------------------------------------------------- types
+@pytest.mark.slow  # (~10 CPU-s with mypy's cache cold: a fresh clone)
 def test_mypy_passes_on_the_typed_package():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
     assert cfg["files"] and (ROOT / "src/analysis/py.typed").exists()
