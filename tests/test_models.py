@@ -158,6 +158,21 @@ def test_one_per_year_prefers_official_then_exact_and_drops_implausible():
     assert list(out["source_id"]) == ["b", "d", "f"]
 
 
+def test_same_figures_gives_every_source_of_a_merged_figure():
+    counts = _counts(
+        year=[2021, 2021, 2021, 2021, 2023],
+        count=[22000, 22000, 22000, 21000, 23335],
+        bound=["lower", "lower", "lower", "lower", "point"],
+        source_id=["a", "b", "c", "d", "e"],
+        provenance=["official statement"] * 2 + ["secondary report"] + ["official statement"] * 2,
+        quality=["ok"] * 5,
+    )
+    chosen = ngo.one_per_year(counts, "s", "registered")
+    assert list(chosen["source_id"]) == ["a", "e"]  # one figure a year
+    # the same figure from b too; not c (a secondary report) nor d (another count)
+    assert list(ngo.same_figures(counts, chosen)["source_id"]) == ["a", "b", "e"]
+
+
 def test_active_share_flags_bounds():
     counts = pd.DataFrame(
         {
@@ -689,6 +704,40 @@ def test_a_fold_across_two_series_is_not_compared():
     fold = out.set_index("claim_id").loc["C3"]
     assert fold["verdict"] == C.CANNOT and "growth of neither" in fold["reason"]
     assert fold["data_source_ids"] == ["s21", "s94"]
+
+
+def test_an_ngo_count_another_meaning_undoes_is_fragile():
+    """An 'active' count that agrees with one meaning of active in the data, while
+    the same source gives a narrower 'active' that does not agree: consistent, and
+    fragile; without the narrower figure, not fragile."""
+    claims = pd.DataFrame(  # fixture rows
+        {
+            "claim_id": ["C2"],
+            "article_source_id": ["art"],
+            "quantity": ["NGO count 2021 (active)"],
+            "claimed_value": [16000],
+            "unit": ["organisations"],
+            "tolerance": [500],
+            "refers_to": ["2021"],
+            "check": ["ngo_count"],
+        }
+    )
+    counts = pd.DataFrame(  # fixture rows
+        {
+            "year": [2021, 2021],
+            "series": ["ministry_register"] * 2,
+            "status": ["active", "active (narrow tier)"],
+            "count": [16000, 5000],
+            "bound": ["approximate", "lower"],
+            "quality": ["ok", "ok"],
+            "source_id": ["s21", "s21"],
+        }
+    )
+    empty = pd.DataFrame()
+    for rows, fragile in ((counts, True), (counts.iloc[:1], False)):
+        out = C.check_all(claims, counts=rows, funding=empty, annual=empty, picked=empty,
+                          events=empty, annual_series="x", survey_note="")  # fmt: skip
+        assert out.loc[0, "verdict"] == C.CONSISTENT and out.loc[0, "fragile"] == fragile
 
 
 def test_a_claimed_year_is_compared_with_the_event_it_names():

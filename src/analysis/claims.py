@@ -696,7 +696,8 @@ def check_all(
         if how == "event_year" and cands:  # (what the claim says of the event is not data)
             v = replace(v, reason=v.reason + "; only the year is compared, not what the claim says")
         # an agreement that another admissible reading would undo: the usual
-        # lower-chamber indicator, or another count of the seats or women
+        # lower-chamber indicator, or another count of the seats or women; for an
+        # NGO count, another definition's value in the data (below)
         fragile = False
         if how == "parliament_share":
             v = replace(v, reason=v.reason + alternative)
@@ -706,6 +707,8 @@ def check_all(
         unmatched = [
             x for x in cands if x.kind == "definition" and (x.bound or not x.within(claimed, tol))
         ]
+        if how == "ngo_count":  # another meaning of the claim's word ('active') that disagrees
+            fragile = v.verdict == CONSISTENT and bool(unmatched)
         if unmatched and v.verdict in (CONSISTENT, DIFFERENT):
             also = "; ".join(_shown(x) for x in unmatched)
             v = replace(v, reason=f"{v.reason}; also in the data, not matching: {also}")

@@ -206,6 +206,16 @@ def pairs_text(pairs: pd.DataFrame) -> str:
     )
 
 
+def same_figures(counts: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `counts` that `one_per_year` merged into the `chosen` rows: the
+    same series, status, year, count, bound, provenance and quality (one figure
+    stated by several sources, dated by all of them). A selection of `counts`, so
+    that a result recorded from it cites every source behind the figures."""
+    cols = ["series", "status", "year", "count", "bound", "provenance", "quality"]
+    keys = set(chosen[cols].itertuples(index=False, name=None))
+    return counts[[k in keys for k in counts[cols].itertuples(index=False, name=None)]]
+
+
 def pairs_table(rates: pd.DataFrame, min_span: int) -> pd.DataFrame:
     """Every pair of `growth_range` as the paper's table prints it: its years (in
     words, `when`), its two counts ("more than" a lower bound, "about" an
