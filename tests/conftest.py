@@ -184,6 +184,8 @@ def start_built_once(config: pytest.Config) -> Path:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
     if any("built_once" in getattr(i, "fixturenames", ()) for i in session.items):
         start_built_once(session.config)
 
