@@ -126,6 +126,33 @@ def run_step(
     return run_module(*args, root=root, env=env, step=True)
 
 
+WARM_SERVER_READY = """\
+import os, sys, time
+from pipeline import client
+env = dict(os.environ)
+where = client.checkout_servers(env, sys.argv[1])
+for addr, cwd in where.items():
+    client.ensure_server(addr, caller=env, cwd=cwd)
+t0 = time.monotonic()
+while not all(map(client.listening, where)):
+    if time.monotonic() - t0 > 120:
+        sys.exit("the warm server was not ready within 120 s")
+    time.sleep(0.05)
+"""
+
+
+def warm_server(root: Path) -> None:
+    """Start the warm server that a build in `root` would ask for (as pipeline.verify
+    does: from the copy's own code, with the PYTHONPATH the Makefile gives its steps),
+    and wait until it is ready; the first build of a run otherwise starts it and runs
+    its first steps and kernels the normal way meanwhile."""
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "KZ_COMPENDIUM_ROOT": str(root)}
+    r = subprocess.run(
+        [PY, "-c", WARM_SERVER_READY, str(root)], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def make(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`make` in a scratch project (its own KZ_COMPENDIUM_ROOT), with extra `env`."""
     env = {**os.environ, **(env or {}), "KZ_COMPENDIUM_ROOT": str(root)}
