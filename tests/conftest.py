@@ -127,17 +127,11 @@ def run_step(
 
 
 WARM_SERVER_READY = """\
-import os, sys, time
+import os, sys
 from pipeline import client
 env = dict(os.environ)
-where = client.checkout_servers(env, sys.argv[1])
-for addr, cwd in where.items():
-    client.ensure_server(addr, caller=env, cwd=cwd)
-t0 = time.monotonic()
-while not all(map(client.listening, where)):
-    if time.monotonic() - t0 > 120:
-        sys.exit("the warm server was not ready within 120 s")
-    time.sleep(0.05)
+if client.start_and_wait(client.checkout_servers(env, sys.argv[1]), env) is None:
+    sys.exit("the warm server was not ready within 120 s")
 """
 
 

@@ -295,6 +295,23 @@ def ensure_server(
     return False
 
 
+def start_and_wait(
+    where: Mapping[str, str], caller: Mapping[str, str], timeout: float = 120.0
+) -> float | None:
+    """Start the servers of `where` ({address: folder asked from}, `checkout_servers`)
+    that are not running, with the environment `caller`, and wait until every one is
+    ready: the seconds that took, or None if they were not ready within `timeout`
+    (the steps then start the normal way)."""
+    t0 = time.monotonic()
+    for addr, cwd in where.items():
+        ensure_server(addr, caller=caller, cwd=cwd)
+    while not all(map(listening, where)):
+        if time.monotonic() - t0 >= timeout:
+            return None
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
 def server_python() -> str:
     """The interpreter the server runs: this one, through the real path of its
     environment. Every checkout whose .venv links to one environment shares that

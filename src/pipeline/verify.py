@@ -150,7 +150,6 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     process state, not even a hash seed. (Unless forking is off, KZ_FORK_KERNELS=0:
     then every step and kernel starts the normal way.)"""
     import secrets
-    import time
 
     from pipeline import client, kernels, snapshot
     from pipeline.paper import git_info
@@ -174,13 +173,8 @@ def reexecute(scratch: Path, params_file: Path, jobs: int) -> Path:
     where = client.checkout_servers(env, str(scratch))
     try:
         if client.enabled():
-            t0 = time.monotonic()
-            for addr, cwd in where.items():
-                client.ensure_server(addr, caller=env, cwd=cwd)
-            while not all(map(client.listening, where)) and time.monotonic() - t0 < 120:
-                time.sleep(0.05)
-            took = f"ready in {time.monotonic() - t0:.1f}s"
-            state = took if all(map(client.listening, where)) else "not ready: normal starts"
+            took = client.start_and_wait(where, env)
+            state = "not ready: normal starts" if took is None else f"ready in {took:.1f}s"
             print(f"[verify] re-execution by a warm server of its own: {state}", flush=True)
         # the paper names the parameters file as the delivered one does (not the copy's)
         params_name = snapshot.params_name(Path(params_file).absolute())
