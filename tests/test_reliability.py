@@ -592,10 +592,10 @@ def test_ctrl_c_once_the_paper_is_in_place_keeps_it(built: Path, tmp_path: Path)
     """Ctrl-C after the paper stage has moved the new paper.html into place, before
     it has finished: make deletes an interrupted recipe's target whose date changed,
     and the previous paper had been replaced already, so no report was left. The
-    moment is made to last: in a copy of the shared build, the copy's publication
-    stops there (its own code) until the test interrupts it."""
-    root = tmp_path / "copy"
-    shutil.copytree(built, root, symlinks=True)
+    moment is made to last: in the test's copy of the shared build, the copy's
+    publication stops there (its own code) until the test interrupts it."""
+    root = built
+    before = (root / "reports/paper.html").read_bytes()
     publish = root / "src/pipeline/publish.py"
     pause = tmp_path / "paper-in-place"
     code = publish.read_text()
@@ -619,7 +619,7 @@ def test_ctrl_c_once_the_paper_is_in_place_keeps_it(built: Path, tmp_path: Path)
     paper = root / "reports/paper.html"
     assert paper.exists(), err  # the new one, whole
     assert "[paper] interrupted: the new paper is in place; the next `make report`" in err, err
-    assert paper.read_bytes() == (built / "reports/paper.html").read_bytes()
+    assert paper.read_bytes() == before
     assert (root / "reports/.publishing").exists()  # the publication did not end
     publish.write_text(code)
     r = make(root, "report")  # publishes again
